@@ -1,0 +1,273 @@
+"""The ``hotswap`` command: serve, run, status, stop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from .client import DaemonClient, DaemonError, DaemonUnavailable, ensure_daemon, live_client
+from .protocol import ProtocolError
+from .workspace import Config, find_workspace, pid_alive
+
+CANCELLED_EXIT = 130
+
+
+def _err(message: str) -> None:
+    print(f"hotswap: {message}", file=sys.stderr)
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+class StdinForwarder:
+    """Reads our stdin in a thread; the main loop sends what it read as ``stdin`` requests."""
+
+    def __init__(self) -> None:
+        self.chunks: queue.Queue[tuple[bytes, bool]] = queue.Queue()
+        self.wake_r, self._wake_w = os.pipe()
+        threading.Thread(target=self._read, name="stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):
+            fd = -1
+        while True:
+            try:
+                data = os.read(fd, 65536) if fd >= 0 else b""
+            except OSError:
+                data = b""
+            self.chunks.put((data, not data))
+            os.write(self._wake_w, b"x")
+            if not data:
+                return
+
+
+def follow_run(client: DaemonClient, run_id: str) -> int:
+    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel."""
+    import zmq
+
+    stdin = StdinForwarder()
+    poller = zmq.Poller()
+    poller.register(client.socket, zmq.POLLIN)
+    poller.register(stdin.wake_r, zmq.POLLIN)
+    cancelled = False
+    while True:
+        try:
+            exit_code = _pump(client, run_id, poller, stdin)
+            if exit_code is not None:
+                return exit_code
+        except KeyboardInterrupt:
+            if cancelled:
+                _err("interrupted again; leaving the run to be cancelled by the daemon")
+                return CANCELLED_EXIT
+            cancelled = True
+            client.send("cancel", {"run_id": run_id})
+
+
+def _pump(client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder) -> int | None:
+    ready = dict(poller.poll(1000)) if not client.backlog else {client.socket: 1}
+    if stdin.wake_r in ready:
+        os.read(stdin.wake_r, 4096)
+        while not stdin.chunks.empty():
+            data, eof = stdin.chunks.get_nowait()
+            client.send("stdin", {"run_id": run_id, "data": data, "eof": eof})
+    if client.socket in ready:
+        while (msg := client.recv(timeout=0)) is not None:
+            code = _on_run_event(msg, run_id)
+            if code is not None:
+                return code
+    return None
+
+
+def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
+    body = msg["body"]
+    if body.get("run_id") not in (run_id, None):
+        return None
+    if msg["type"] == "stream":
+        out = sys.stdout.buffer if body["stream"] == "stdout" else sys.stderr.buffer
+        out.write(body["data"])
+        out.flush()
+    elif msg["type"] == "run_finished":
+        if body["message"] and body["reason"] != "exited":
+            _err(body["message"])
+        return int(body["exit_code"])
+    elif msg["type"] == "error":
+        _err(f"{body['evalue']} {body.get('hint', '')}".rstrip())
+    return None
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    workspace = find_workspace(ns.workspace)
+    client = ensure_daemon(workspace)
+    reply = client.request(
+        "run",
+        {
+            "entry": ns.entry,
+            "args": ns.args,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "queue": ns.queue,
+        },
+    )
+    return follow_run(client, reply["body"]["run_id"])
+
+
+# -- status / stop / serve --------------------------------------------------------------
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    d = status["daemon"]
+    lines = [f"daemon  pid {d['pid']}  {d['address']}  workspace {d['workspace']}"]
+    for w in status["workers"]:
+        mem = w["memory"]
+        cuda = (
+            f"  cuda {_size(mem['cuda_allocated'])} allocated / {_size(mem['cuda_reserved'])} "
+            "reserved"
+            if "cuda_allocated" in mem
+            else ""
+        )
+        lines.append(
+            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}{cuda}"
+        )
+        for e in w["warm"]:
+            params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"
+            lines.append(
+                f"  warm {e['key']!r}  {e['type']}  {params}  {_size(e['bytes'])}  "
+                f"{e['device'] or '-'}"
+            )
+        if not w["warm"]:
+            lines.append("  no warm objects")
+    lines.append("recent runs:" if status["runs"] else "no runs yet")
+    for r in status["runs"][-10:]:
+        when = time.strftime("%H:%M:%S", time.localtime(r["requested"]))
+        result = (
+            f"exit {r['exit_code']} ({r['reason']}, {r['duration']:.2f}s)"
+            if "exit_code" in r
+            else r["state"]
+        )
+        lines.append(f"  {when}  {r['entry']}  {result}")
+    return "\n".join(lines)
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    workspace = find_workspace(ns.workspace)
+    client = live_client(workspace)
+    if client is None:
+        if ns.json:
+            print(json.dumps({"running": False, "workspace": str(workspace)}))
+        else:
+            print(f"no hotswap daemon serves {workspace}")
+        return 1
+    status = client.request("status")["body"]
+    status.pop("status", None)
+    print(json.dumps({"running": True, **status}, indent=2) if ns.json else format_status(status))
+    return 0
+
+
+def cmd_stop(ns: argparse.Namespace) -> int:
+    workspace = find_workspace(ns.workspace)
+    client = live_client(workspace)
+    if client is None:
+        print(f"no hotswap daemon serves {workspace}")
+        return 0
+    pid = int(client.connection["pid"])
+    client.request("stop")
+    deadline = time.monotonic() + ns.timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if pid_alive(pid):
+        _err(f"the daemon (pid {pid}) did not stop within {ns.timeout:g}s; killing it")
+        os.kill(pid, signal.SIGKILL)
+    print(f"stopped the hotswap daemon of {workspace}")
+    return 0
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from .server import Daemon
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    workspace = find_workspace(ns.workspace)
+    try:
+        config = Config.load(workspace)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    daemon = Daemon(workspace, config, bind=ns.bind)
+    daemon.start()
+    daemon.serve_forever()
+    return 0
+
+
+# -- entry ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotswap", description="Run Python scripts on a warm worker that keeps models loaded."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--workspace", help="the workspace folder (default: nearest project root)")
+        return p
+
+    run = add("run", "run a script on the warm worker, as `python ENTRY ARGS` would")
+    run.add_argument("--queue", action="store_true", help="wait for a running run, don't cancel it")
+    run.add_argument("entry", help="the script to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    run.set_defaults(func=cmd_run)
+
+    serve = add("serve", "run the backend daemon for a workspace in the foreground")
+    serve.add_argument(
+        "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    status = add("status", "show the daemon, its workers, warm objects and recent runs")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    stop = add("stop", "stop the workspace's daemon (warm objects are released)")
+    stop.add_argument("--timeout", type=float, default=15.0, help="seconds before killing it")
+    stop.set_defaults(func=cmd_stop)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    ns = build_parser().parse_args(argv)
+    try:
+        code = ns.func(ns)
+    except (DaemonError, DaemonUnavailable, ProtocolError) as exc:
+        _err(str(exc))
+        code = 1
+    except KeyboardInterrupt:
+        code = CANCELLED_EXIT
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""A client of the daemon: connect, handshake, request/reply, events; start a daemon if none.
+
+Used by the ``hotswap`` CLI and the tests; the extension speaks the same protocol from TypeScript.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from .protocol import PROTOCOL_VERSION, ProtocolError, make_message
+from .session import Session
+from .workspace import (
+    DAEMON_LOG,
+    ConnectionFileError,
+    connection_path,
+    pid_alive,
+    read_connection,
+    state_dir,
+)
+
+DAEMON_START_TIMEOUT = 60.0
+
+
+class DaemonError(Exception):
+    """The daemon answered a request with an error."""
+
+    def __init__(self, ename: str, evalue: str, hint: str = "") -> None:
+        super().__init__(f"{evalue}" + (f"\n  {hint}" if hint else ""))
+        self.ename, self.evalue, self.hint = ename, evalue, hint
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answered in time, or one could not be started."""
+
+
+class DaemonClient:
+    def __init__(self, connection: dict[str, Any], name: str = "hotswap-cli") -> None:
+        self.connection = connection
+        self.name = name
+        self.session = Session(connection["key"])
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.socket: zmq.Socket[bytes] = self.ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.socket.setsockopt(zmq.RCVHWM, 0)
+        self.socket.connect(connection["address"])
+        self.backlog: deque[dict[str, Any]] = deque()
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def send(self, msg_type: str, body: dict[str, Any] | None = None) -> str:
+        msg = make_message(msg_type, body)
+        self.socket.send_multipart(self.session.pack(msg))
+        return str(msg["id"])
+
+    def recv(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next message (backlog first), or None after ``timeout`` seconds."""
+        if self.backlog:
+            return self.backlog.popleft()
+        if timeout is not None and not self.socket.poll(int(timeout * 1000)):
+            return None
+        return self.session.unpack(self.socket.recv_multipart())
+
+    def request(
+        self, msg_type: str, body: dict[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Send a request and wait for its reply; events arriving meanwhile are kept."""
+        msg_id = self.send(msg_type, body)
+        deadline = time.monotonic() + timeout
+        held: list[dict[str, Any]] = []
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.socket.poll(int(left * 1000) + 1):
+                    break
+                msg = self.session.unpack(self.socket.recv_multipart())
+                if msg["parent"] == msg_id or (msg["type"] == "error" and msg["parent"] is None):
+                    if msg["type"] == "error":
+                        body_ = msg["body"]
+                        raise DaemonError(body_["ename"], body_["evalue"], body_.get("hint", ""))
+                    return msg
+                held.append(msg)
+        finally:
+            self.backlog.extend(held)
+        raise DaemonUnavailable(
+            f"the daemon at {self.connection['address']} did not answer {msg_type} "
+            f"within {timeout:g}s"
+        )
+
+    def hello(self, timeout: float = 10.0) -> dict[str, Any]:
+        return self.request(
+            "hello", {"protocol_version": PROTOCOL_VERSION, "client": self.name}, timeout
+        )["body"]
+
+
+def live_client(workspace: Path, timeout: float = 5.0) -> DaemonClient | None:
+    """A connected client of the workspace's daemon, or None if no daemon is alive there."""
+    try:
+        connection = read_connection(connection_path(workspace))
+    except ConnectionFileError:
+        return None
+    if not pid_alive(int(connection["pid"])):
+        return None
+    client = DaemonClient(connection)
+    try:
+        client.hello(timeout)
+    except DaemonUnavailable:
+        client.close()
+        return None
+    return client
+
+
+@contextlib.contextmanager
+def _start_lock(workspace: Path) -> Iterator[None]:
+    state_dir(workspace).mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir(workspace) / "start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_daemon(workspace: Path, timeout: float = DAEMON_START_TIMEOUT) -> DaemonClient:
+    """Connect to the workspace's daemon, starting one detached if none is alive."""
+    with _start_lock(workspace):
+        client = live_client(workspace)
+        if client is not None:
+            return client
+        proc = start_daemon(workspace)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DaemonUnavailable(
+                    f"the hotswap daemon exited at start (code {proc.returncode}).\n"
+                    + log_tail(workspace)
+                )
+            client = _client_of(workspace, proc.pid)
+            if client is not None:
+                return client
+            time.sleep(0.01)
+        proc.kill()
+        raise DaemonUnavailable(
+            f"the hotswap daemon did not start within {timeout:g}s.\n" + log_tail(workspace)
+        )
+
+
+def _client_of(workspace: Path, pid: int) -> DaemonClient | None:
+    try:
+        connection = read_connection(connection_path(workspace))
+    except ConnectionFileError:
+        return None
+    if connection["pid"] != pid:
+        return None
+    client = DaemonClient(connection)
+    client.hello()
+    return client
+
+
+def start_daemon(workspace: Path) -> subprocess.Popen[bytes]:
+    """``hotswap serve`` in its own session, its output appended to .hotswap/daemon.log."""
+    log_path = state_dir(workspace) / DAEMON_LOG
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotswap", "serve", "--workspace", str(workspace)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(workspace),
+        )
+
+
+def log_tail(workspace: Path, lines: int = 20) -> str:
+    path = state_dir(workspace) / DAEMON_LOG
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"(no log at {path})"
+    return f"Last lines of {path}:\n" + "\n".join(f"  {line}" for line in tail)
+
+
+def check_reply(msg: dict[str, Any]) -> dict[str, Any]:
+    if msg["type"] == "error":
+        raise DaemonError(msg["body"]["ename"], msg["body"]["evalue"], msg["body"].get("hint", ""))
+    return msg["body"]
+
+
+__all__ = [
+    "DaemonClient",
+    "DaemonError",
+    "DaemonUnavailable",
+    "ProtocolError",
+    "ensure_daemon",
+    "live_client",
+]

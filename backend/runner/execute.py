@@ -1,0 +1,278 @@
+"""One run: execute an entry script as ``python ENTRY ARGS`` would, then put the process back.
+
+Like jurigged's runpy: a fresh ``__main__`` module per run, compiled with the file's real
+absolute path (so debugpy binds breakpoints and pickle finds classes).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import ctypes
+import gc
+import importlib
+import importlib.machinery
+import io
+import linecache
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..warm import active_cache
+from .process_state import (
+    ProcessState,
+    RunExitHandlers,
+    apply_environ,
+    reset_torch_rng,
+    reset_warning_registries,
+)
+
+HOTSWAP_DIR = str(Path(__file__).resolve().parent.parent)
+_LIBRARY_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_STDLIB_DIRS = tuple(
+    {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+)
+KEYBOARD_INTERRUPT_EXIT = 128 + signal.SIGINT
+
+
+@dataclass
+class RunRequest:
+    run_id: str
+    entry: str
+    args: list[str]
+    cwd: str
+    env: dict[str, str]
+    workspace: str
+
+
+@dataclass
+class RunOutcome:
+    exit_code: int
+    duration: float
+    error: dict[str, Any] | None = None
+    interrupted: bool = False
+    warm_reused: list[str] = field(default_factory=list)
+
+
+class UserCode:
+    """Decides which files and modules belong to the user (purged and reloaded every run)."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.roots = tuple(os.path.realpath(r).rstrip(os.sep) + os.sep for r in roots)
+
+    def owns(self, filename: str | None) -> bool:
+        if not filename or filename.startswith("<"):
+            return False
+        path = os.path.realpath(filename)
+        if path.startswith(HOTSWAP_DIR + os.sep) or any(m in path for m in _LIBRARY_MARKERS):
+            return False
+        if path.startswith(_STDLIB_DIRS) and not path.startswith(self.roots):
+            return False
+        return path.startswith(self.roots)
+
+    def owns_module(self, module: types.ModuleType) -> bool:
+        filename = getattr(module, "__file__", None)
+        if filename:
+            return self.owns(filename)
+        paths = getattr(module, "__path__", None)  # namespace packages have no __file__
+        return bool(paths) and all(self.owns(os.path.join(p, "x.py")) for p in list(paths or ()))
+
+    def purge(self) -> list[str]:
+        names = [
+            name
+            for name, module in list(sys.modules.items())
+            if isinstance(module, types.ModuleType)
+            and name not in ("__main__", "__mp_main__")
+            and self.owns_module(module)
+        ]
+        for name in names:
+            del sys.modules[name]
+        return names
+
+
+def execute(request: RunRequest) -> RunOutcome:
+    """Run the request's entry; always returns, whatever the script does."""
+    started = time.perf_counter()
+    entry = os.path.join(request.cwd, os.path.expanduser(request.entry))
+    entry = os.path.abspath(entry)
+    user = UserCode([request.workspace, os.path.dirname(os.path.realpath(entry))])
+    state = ProcessState.capture()
+    _prepare(user)
+    exit_handlers = RunExitHandlers(user.owns)
+    outcome = RunOutcome(exit_code=0, duration=0.0)
+    try:
+        _enter_script_environment(request, entry)
+        with exit_handlers:
+            outcome.exit_code, outcome.error = run_main(entry)
+            exit_handlers.run(_report_atexit_error)
+        _wait_for_run_children(state)
+    except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
+        _print_uncaught(exc)
+        outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
+    finally:
+        _flush_all()
+        state.restore()
+    outcome.interrupted = outcome.exit_code == KEYBOARD_INTERRUPT_EXIT
+    cache = active_cache()
+    outcome.warm_reused = sorted(set(cache.reused)) if cache else []
+    _cleanup(user)
+    outcome.duration = time.perf_counter() - started
+    return outcome
+
+
+def _prepare(user: UserCode) -> None:
+    user.purge()
+    importlib.invalidate_caches()
+    linecache.clearcache()
+    reset_warning_registries()
+    reset_torch_rng()
+    cache = active_cache()
+    if cache is not None:
+        cache.reset_counters()
+
+
+def _enter_script_environment(request: RunRequest, entry: str) -> None:
+    os.chdir(request.cwd)
+    apply_environ(request.env)
+    sys.argv[:] = [request.entry, *request.args]
+    extra = [p for p in request.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    base = [p for p in sys.path[1:] if p not in extra]
+    sys.path[:] = [os.path.dirname(os.path.realpath(entry)), *extra, *base]
+    sys.stdin = _text_stream(0, "r")
+    sys.stdout = _text_stream(1, "w")
+    sys.stderr = _text_stream(2, "w", errors="backslashreplace")
+
+
+def _text_stream(fd: int, mode: str, errors: str = "strict") -> io.TextIOWrapper:
+    raw = io.FileIO(fd, mode, closefd=False)
+    buffered: Any = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, line_buffering=True)
+
+
+def run_main(entry: str) -> tuple[int, dict[str, Any] | None]:
+    """Execute ``entry`` as ``__main__``; return (exit code, error description or None)."""
+    module = _fresh_main_module(entry)
+    sys.modules["__main__"] = module
+    try:
+        with io.open_code(entry) as f:
+            source = f.read()
+    except OSError as exc:
+        prog = os.path.basename(sys.executable)
+        print(
+            f"{prog}: can't open file {entry!r}: [Errno {exc.errno}] {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2, {"type": type(exc).__name__, "message": str(exc), "frames": []}
+    try:
+        code = compile(source, entry, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+    except SystemExit as exc:
+        return _system_exit_code(exc), None
+    except BaseException as exc:
+        error = _print_uncaught(exc)
+        code_ = KEYBOARD_INTERRUPT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
+        return code_, error
+    return 0, None
+
+
+def _fresh_main_module(entry: str) -> types.ModuleType:
+    module = types.ModuleType("__main__")
+    module.__file__ = entry
+    module.__cached__ = None  # type: ignore[attr-defined]
+    module.__loader__ = importlib.machinery.SourceFileLoader("__main__", entry)
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    return module
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
+
+
+def without_runner_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback with hotswap's own frames taken out (user frames keep their order)."""
+    kept: list[types.TracebackType] = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(HOTSWAP_DIR + os.sep):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt: types.TracebackType | None = None
+    for item in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, item.tb_frame, item.tb_lasti, item.tb_lineno)
+    return rebuilt
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    cls = type(exc)
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    frames = [
+        {"file": f.filename, "line": f.lineno or 0, "function": f.name}
+        for f in traceback.extract_tb(exc.__traceback__)
+    ]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        frames.append({"file": exc.filename, "line": exc.lineno or 0, "function": "<module>"})
+    return {"type": name, "message": str(exc), "frames": frames}
+
+
+def _print_uncaught(exc: BaseException) -> dict[str, Any]:
+    """Print as the interpreter prints an uncaught exception, through sys.excepthook."""
+    exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
+    try:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    except BaseException as hook_error:
+        print("Error in sys.excepthook:", file=sys.stderr)
+        sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
+        print("\nOriginal exception was:", file=sys.stderr)
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    return describe_error(exc)
+
+
+def _report_atexit_error(exc: BaseException) -> None:
+    exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
+    if sys.version_info >= (3, 12):
+        print("Exception ignored in atexit callback:", file=sys.stderr)
+    else:
+        print("Error in atexit._run_exitfuncs:", file=sys.stderr)
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def _wait_for_run_children(state: ProcessState) -> None:
+    """As at interpreter exit: join non-daemon threads and processes the run started."""
+    for thread in state.new_threads():
+        thread.join()
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None:
+        for child in mp.active_children():
+            if child.daemon:
+                child.terminate()
+            child.join()
+
+
+def _flush_all() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):  # C-level stdio buffers (printf in extensions)
+        ctypes.CDLL(None).fflush(None)
+
+
+def _cleanup(user: UserCode) -> None:
+    user.purge()
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -1,0 +1,153 @@
+"""The worker's end of the daemon link: one I/O thread owns the ZeroMQ socket.
+
+The main thread runs scripts; the I/O thread receives requests (exec, interrupt, stdin,
+forget, shutdown) and sends everything queued by other threads, so an interrupt is never stuck
+behind a running script.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from ..protocol import ProtocolError, make_message
+from ..session import Session
+
+
+class StdinFeeder:
+    """A fresh pipe on fd 0 for one run; a thread writes the client's bytes into it."""
+
+    def __init__(self) -> None:
+        read_end, self._write_end = os.pipe()
+        os.dup2(read_end, 0)
+        os.close(read_end)
+        self._chunks: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=self._pump, name="hotswap-stdin", daemon=True).start()
+
+    def feed(self, data: bytes, eof: bool) -> None:
+        if data:
+            self._chunks.put(data)
+        if eof:
+            self._chunks.put(None)
+
+    def close(self) -> None:
+        self._chunks.put(None)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+
+    def _pump(self) -> None:
+        try:
+            while (chunk := self._chunks.get()) is not None:
+                os.write(self._write_end, chunk)
+        except OSError:
+            pass  # the script closed its stdin; nothing more to deliver
+        finally:
+            os.close(self._write_end)
+
+
+class WorkerLink:
+    def __init__(self, address: str, key: str, worker_id: int) -> None:
+        self.session = Session(key)
+        self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.on_forget: Callable[[list[str] | None], None] = lambda keys: None
+        self._ctx = zmq.Context()
+        self._socket = self._ctx.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.IDENTITY, f"w{worker_id}-{os.getpid()}".encode())
+        self._socket.setsockopt(zmq.LINGER, 2000)
+        self._socket.setsockopt(zmq.SNDHWM, 0)
+        self._socket.connect(address)
+        self._outbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._lock = threading.Lock()
+        self._current_run: str | None = None
+        self._stdin: StdinFeeder | None = None
+        self._main_thread = threading.main_thread().ident
+        self._thread = threading.Thread(target=self._loop, name="hotswap-link", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, msg_type: str, body: dict[str, Any]) -> None:
+        """Queue a message for the daemon; safe from any thread."""
+        self._outbox.put(make_message(msg_type, body))
+        os.write(self._wake_w, b"x")
+
+    def begin_run(self, run_id: str) -> None:
+        with self._lock:
+            self._stdin = StdinFeeder()
+            self._current_run = run_id
+
+    def end_run(self) -> None:
+        with self._lock:
+            self._current_run = None
+            if self._stdin is not None:
+                self._stdin.close()
+                self._stdin = None
+
+    def close(self) -> None:
+        self._flush_outbox()
+        self._socket.close()
+        self._ctx.term()
+
+    # -- I/O thread -----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # cancels go to main
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while True:
+            ready = dict(poller.poll())
+            if self._wake_r in ready:
+                os.read(self._wake_r, 65536)
+                self._flush_outbox()
+            if self._socket in ready:
+                self._receive()
+
+    def _flush_outbox(self) -> None:
+        while True:
+            try:
+                msg = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            self._socket.send_multipart(self.session.pack(msg))
+
+    def _receive(self) -> None:
+        frames = self._socket.recv_multipart()
+        try:
+            msg = self.session.unpack(frames)
+        except ProtocolError as exc:
+            self.send("worker_log", {"level": "error", "message": f"rejected message: {exc}"})
+            return
+        body = msg["body"]
+        handler = getattr(self, f"_on_{msg['type']}", None)
+        if handler is None:
+            self.send("worker_log", {"level": "error", "message": f"unexpected {msg['type']}"})
+            return
+        handler(body)
+
+    def _on_exec(self, body: dict[str, Any]) -> None:
+        self.jobs.put(body)
+
+    def _on_interrupt(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self._current_run == body["run_id"] and self._main_thread is not None:
+                signal.pthread_kill(self._main_thread, signal.SIGINT)
+
+    def _on_feed_stdin(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self._current_run == body["run_id"] and self._stdin is not None:
+                self._stdin.feed(body["data"], body["eof"])
+
+    def _on_forget(self, body: dict[str, Any]) -> None:
+        self.on_forget(body["keys"])
+
+    def _on_shutdown(self, body: dict[str, Any]) -> None:
+        self.jobs.put(None)

@@ -1,0 +1,127 @@
+"""The runner worker's main loop: take a run, execute it in the main thread, report back."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import runpy
+import signal
+import sys
+import threading
+import traceback
+from typing import Any
+
+from ..warm import WarmCache, install
+from .execute import KEYBOARD_INTERRUPT_EXIT, RunOutcome, RunRequest, execute
+from .link import WorkerLink
+
+
+def memory_report() -> dict[str, Any]:
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    return {
+        "cuda_allocated": int(torch.cuda.memory_allocated()),
+        "cuda_reserved": int(torch.cuda.memory_reserved()),
+    }
+
+
+class Worker:
+    def __init__(self, link: WorkerLink) -> None:
+        self.link = link
+        self.cache = WarmCache(on_change=self.report_warm)
+        link.on_forget = self.forget
+
+    def report_warm(self) -> None:
+        self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory_report()})
+
+    def forget(self, keys: list[str] | None) -> None:
+        if keys is None:
+            self.cache.clear()
+        else:
+            for key in keys:
+                self.cache.forget(key)
+        self.report_warm()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                job = self.link.jobs.get()
+                if job is None:
+                    return
+                self.run(job)
+            except KeyboardInterrupt:
+                continue  # a cancel that landed just after its run ended
+
+    def run(self, job: dict[str, Any]) -> None:
+        request = RunRequest(
+            run_id=job["run_id"],
+            entry=job["entry"],
+            args=list(job["args"]),
+            cwd=job["cwd"],
+            env=dict(job["env"]),
+            workspace=job["workspace"],
+        )
+        self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
+        outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
+        try:
+            self.link.begin_run(request.run_id)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            outcome = execute(request)
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.link.end_run()
+            self.link.send(
+                "exec_done",
+                {
+                    "run_id": request.run_id,
+                    "exit_code": outcome.exit_code,
+                    "duration": outcome.duration,
+                    "error": outcome.error,
+                    "warm_reused": outcome.warm_reused,
+                    "interrupted": outcome.interrupted,
+                },
+            )
+            self.report_warm()
+
+
+def start_prewarm(path: str, workspace: str) -> threading.Thread:
+    """Run the prewarm module in the background so warm objects load before they are asked for."""
+
+    def prewarm() -> None:
+        try:
+            runpy.run_path(path, run_name="__hotswap_prewarm__")
+        except BaseException:
+            print(f"hotswap: prewarm {path} failed:", file=sys.stderr)
+            traceback.print_exc()
+
+    if workspace not in sys.path:
+        sys.path.append(workspace)
+    thread = threading.Thread(target=prewarm, name="hotswap-prewarm", daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hotswap.runner")
+    parser.add_argument("--connect", required=True)
+    parser.add_argument("--worker-id", type=int, required=True)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--prewarm")
+    args = parser.parse_args(argv)
+    key = os.environ.pop("HOTSWAP_WORKER_KEY", "")
+    if not key:
+        parser.error("HOTSWAP_WORKER_KEY is not set; the worker is started by `hotswap serve`")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ValueError):  # `-m` put the daemon's cwd first; runs set their own
+        sys.path.remove(os.getcwd())
+    link = WorkerLink(args.connect, key, args.worker_id)
+    worker = Worker(link)
+    install(worker.cache)
+    link.start()
+    if args.prewarm:
+        start_prewarm(args.prewarm, args.workspace)
+    link.send("worker_ready", {"pid": os.getpid(), "python": sys.version.split()[0]})
+    worker.serve()
+    link.close()

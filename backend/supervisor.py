@@ -1,0 +1,141 @@
+"""Runner worker processes: start, watch, read their output, kill and restart them.
+
+The daemon owns the read ends of each worker's stdout and stderr pipes, so output written at
+file-descriptor level (C extensions, subprocesses) reaches the run even if the worker dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+READ_CHUNK = 1 << 16
+
+
+def exit_code_of(returncode: int) -> int:
+    """A shell's view of a process status: the code, or 128+N for death by signal N."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def describe_death(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (killed for memory?)" if -returncode == signal.SIGKILL else ""
+        return f"the worker process died from {name}{hint}"
+    return f"the worker process exited with code {returncode}"
+
+
+@dataclass
+class WorkerProcess:
+    """One runner worker as the daemon sees it."""
+
+    index: int
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.time)
+    identity: bytes | None = None
+    ready: bool = False
+    current_run: Any = None  # the Run executing here, if any
+    warm: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    pidfd: int | None = None
+    kill_requested: str | None = None
+    pending_shutdown: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def output_fds(self) -> dict[int, str]:
+        fds = {}
+        for name in ("stdout", "stderr"):
+            stream = getattr(self.proc, name)
+            if stream is not None and not stream.closed:
+                fds[stream.fileno()] = name
+        return fds
+
+    def read_available(self, fd: int) -> bytes:
+        """Everything the pipe holds right now (b'' when empty or closed)."""
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if len(chunks) >= 16:
+                break
+        return b"".join(chunks)
+
+    def kill(self, reason: str) -> None:
+        self.kill_requested = reason
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def rss_bytes(self) -> int | None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def close(self) -> None:
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def spawn_worker(
+    index: int, address: str, key: str, workspace: Path, prewarm: Path | None, log: Any
+) -> WorkerProcess:
+    """Start ``python -m hotswap.runner`` connected back to the daemon at ``address``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "hotswap.runner",
+        "--connect",
+        address,
+        "--worker-id",
+        str(index),
+        "--workspace",
+        str(workspace),
+    ]
+    if prewarm is not None:
+        argv += ["--prewarm", str(prewarm)]
+    env = dict(os.environ, HOTSWAP_WORKER_KEY=key)
+    env.pop("PYTHONSTARTUP", None)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(workspace),
+    )
+    for stream in (proc.stdout, proc.stderr):
+        assert stream is not None
+        flags = fcntl.fcntl(stream.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    worker = WorkerProcess(index, proc)
+    with contextlib.suppress(AttributeError, OSError):
+        worker.pidfd = os.pidfd_open(proc.pid)
+    log.info("worker %d started, pid %d", index, proc.pid)
+    return worker

@@ -1,0 +1,125 @@
+"""Where a workspace is, its ``.hotswap/`` folder, connection file and ``[tool.hotswap]`` config."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+STATE_DIR = ".hotswap"
+CONNECTION_FILE = "connection.json"
+DAEMON_LOG = "daemon.log"
+MARKERS = (STATE_DIR, ".git", "pyproject.toml")
+
+
+def find_workspace(explicit: str | None = None, start: str | None = None) -> Path:
+    """``--workspace``, else the nearest ancestor holding a marker, else the cwd."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).exists() for m in MARKERS):
+            return folder
+    return here
+
+
+def state_dir(workspace: Path) -> Path:
+    return workspace / STATE_DIR
+
+
+def connection_path(workspace: Path) -> Path:
+    return state_dir(workspace) / CONNECTION_FILE
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON readable by the owner only, atomically (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class ConnectionFileError(Exception):
+    pass
+
+
+def read_connection(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConnectionFileError(f"no connection file at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ConnectionFileError(f"cannot read connection file {path}: {exc}") from None
+    for key in ("address", "key", "pid", "protocol_version"):
+        if key not in data:
+            raise ConnectionFileError(f"connection file {path} lacks {key!r}; delete it")
+    return dict(data)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Config:
+    """``[tool.hotswap]`` of the workspace's pyproject.toml."""
+
+    prewarm: Path | None = None
+    cancel_timeout: float = 5.0
+    workers: int = 1
+
+    @classmethod
+    def load(cls, workspace: Path) -> Config:
+        path = workspace / "pyproject.toml"
+        if not path.is_file():
+            return cls()
+        try:
+            table = tomllib.loads(path.read_text()).get("tool", {}).get("hotswap", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read [tool.hotswap]: {exc}") from None
+        return cls.from_table(table, workspace, path)
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], workspace: Path, source: Path) -> Config:
+        known = {"prewarm", "cancel_timeout", "workers"}
+        unknown = set(table) - known
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown [tool.hotswap] keys {sorted(unknown)}; known: {sorted(known)}"
+            )
+        config = cls()
+        if "prewarm" in table:
+            if not isinstance(table["prewarm"], str):
+                raise ValueError(f"{source}: [tool.hotswap] prewarm must be a path string")
+            config.prewarm = (workspace / table["prewarm"]).resolve()
+        if "cancel_timeout" in table:
+            value = table["cancel_timeout"]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{source}: [tool.hotswap] cancel_timeout must be seconds > 0")
+            config.cancel_timeout = float(value)
+        if "workers" in table:
+            if not isinstance(table["workers"], int) or table["workers"] < 1:
+                raise ValueError(f"{source}: [tool.hotswap] workers must be an integer >= 1")
+            config.workers = table["workers"]
+        return config
