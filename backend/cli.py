@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import queue
 import signal
@@ -203,6 +202,8 @@ def cmd_stop(ns: argparse.Namespace) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
+    import logging
+
     from .server import Daemon
 
     logging.basicConfig(

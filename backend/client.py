@@ -8,13 +8,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -28,6 +27,9 @@ from .workspace import (
     read_connection,
     state_dir,
 )
+
+if TYPE_CHECKING:
+    import subprocess
 
 DAEMON_START_TIMEOUT = 60.0
 
@@ -170,6 +172,8 @@ def _client_of(workspace: Path, pid: int) -> DaemonClient | None:
 
 def start_daemon(workspace: Path) -> subprocess.Popen[bytes]:
     """``hotswap serve`` in its own session, its output appended to .hotswap/daemon.log."""
+    import subprocess
+
     log_path = state_dir(workspace) / DAEMON_LOG
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(

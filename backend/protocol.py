@@ -7,9 +7,8 @@ the TypeScript mirror in the extension is checked against it. docs/protocol.md e
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass
-from typing import Any
+import os
+from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = "1.0"
 PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
@@ -54,8 +53,7 @@ class OversizedMessage(ProtocolError):
     ename = "oversized"
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     types: tuple[type, ...]
     required: bool = True
 
@@ -67,8 +65,7 @@ def _f(*types: type, required: bool = True) -> Field:
 STR, NUM = (str,), (int, float)
 
 
-@dataclass(frozen=True)
-class MessageSpec:
+class MessageSpec(NamedTuple):
     kind: str  # "request" (client → daemon), "reply", "event" (daemon → client), "worker"
     fields: dict[str, Field]
 
@@ -173,7 +170,7 @@ STREAMS = ["stdout", "stderr"]
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def make_message(

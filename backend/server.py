@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -146,8 +147,9 @@ class Daemon:
         return sock
 
     def serve_forever(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         try:
             while not (self.stopping and not self.workers):
                 self._poll_once()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+import os
 import time
 from collections import OrderedDict
 from typing import Any
@@ -30,7 +30,7 @@ REPLAY_WINDOW_SECONDS = 300.0
 
 
 def new_key() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 class Session:

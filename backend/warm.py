@@ -6,13 +6,11 @@ script written for hotswap keeps working without it.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 import time
 import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,14 +18,14 @@ T = TypeVar("T")
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
-@dataclass
 class WarmEntry:
-    key: str
-    value: Any
-    fingerprint: str
-    created: float = field(default_factory=time.time)
-    build_seconds: float = 0.0
-    hits: int = 0
+    __slots__ = ("build_seconds", "created", "fingerprint", "hits", "key", "value")
+
+    def __init__(self, key: str, value: Any, fingerprint: str, build_seconds: float = 0.0) -> None:
+        self.key, self.value, self.fingerprint = key, value, fingerprint
+        self.created = time.time()
+        self.build_seconds = build_seconds
+        self.hits = 0
 
 
 class WarmCache:
@@ -146,6 +144,8 @@ def warm_keys() -> list[str]:
 
 def factory_fingerprint(factory: Callable[..., Any]) -> str:
     """A digest of what the factory would do: its code and its simple captured values."""
+    import hashlib  # here, not at the top: `import hotswap` stays light for plain python
+
     h = hashlib.sha256()
     _digest_callable(h, factory, depth=0)
     return h.hexdigest()[:16]

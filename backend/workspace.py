@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 STATE_DIR = ".hotswap"
 CONNECTION_FILE = "connection.json"
@@ -81,16 +75,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-@dataclass
 class Config:
     """``[tool.hotswap]`` of the workspace's pyproject.toml."""
 
-    prewarm: Path | None = None
-    cancel_timeout: float = 5.0
-    workers: int = 1
+    def __init__(self) -> None:
+        self.prewarm: Path | None = None
+        self.cancel_timeout = 5.0
+        self.workers = 1
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+
         path = workspace / "pyproject.toml"
         if not path.is_file():
             return cls()

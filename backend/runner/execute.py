@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import ctypes
+import functools
 import gc
 import importlib
 import importlib.machinery
@@ -69,7 +70,7 @@ class UserCode:
     def owns(self, filename: str | None) -> bool:
         if not filename or filename.startswith("<"):
             return False
-        path = os.path.realpath(filename)
+        path = _realpath(filename)
         if path.startswith(HOTSWAP_DIR + os.sep) or any(m in path for m in _LIBRARY_MARKERS):
             return False
         if path.startswith(_STDLIB_DIRS) and not path.startswith(self.roots):
@@ -94,6 +95,12 @@ class UserCode:
         for name in names:
             del sys.modules[name]
         return names
+
+
+@functools.lru_cache(maxsize=65536)
+def _realpath(filename: str) -> str:
+    """Cached: thousands of library modules are checked before every run."""
+    return os.path.realpath(filename)
 
 
 def execute(request: RunRequest) -> RunOutcome:
@@ -121,7 +128,6 @@ def execute(request: RunRequest) -> RunOutcome:
     outcome.interrupted = outcome.exit_code == KEYBOARD_INTERRUPT_EXIT
     cache = active_cache()
     outcome.warm_reused = sorted(set(cache.reused)) if cache else []
-    _cleanup(user)
     outcome.duration = time.perf_counter() - started
     return outcome
 
@@ -270,8 +276,8 @@ def _flush_all() -> None:
         ctypes.CDLL(None).fflush(None)
 
 
-def _cleanup(user: UserCode) -> None:
-    user.purge()
+def release_run_memory() -> None:
+    """Drop what the finished run left behind, so only warm objects stay."""
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():

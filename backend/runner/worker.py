@@ -13,7 +13,13 @@ import traceback
 from typing import Any
 
 from ..warm import WarmCache, install
-from .execute import KEYBOARD_INTERRUPT_EXIT, RunOutcome, RunRequest, execute
+from .execute import (
+    KEYBOARD_INTERRUPT_EXIT,
+    RunOutcome,
+    RunRequest,
+    execute,
+    release_run_memory,
+)
 from .link import WorkerLink
 
 
@@ -83,6 +89,7 @@ class Worker:
                     "interrupted": outcome.interrupted,
                 },
             )
+            release_run_memory()
             self.report_warm()
 
 

@@ -1,0 +1,169 @@
+"""Shared fixtures: temporary workspaces whose daemons are stopped even when a test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+HOTSWAP = str(Path(sys.executable).parent / "hotswap")
+PYTHON = sys.executable
+
+DEFAULT_PYPROJECT = """\
+[project]
+name = "scratch"
+version = "0"
+
+[tool.hotswap]
+cancel_timeout = 2
+"""
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+class Workspace:
+    """A folder standing for a user's project, driven through the real ``hotswap`` CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.daemon_pids: set[int] = set()
+        self.write("pyproject.toml", DEFAULT_PYPROJECT)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def hotswap(
+        self,
+        command: str,
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 180,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [HOTSWAP, command, "--workspace", str(self.root), *args]
+        proc = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env or base_env(),
+            cwd=cwd or self.root,
+            timeout=timeout,
+        )
+        self.note_daemon()
+        return proc
+
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.hotswap("run", *args, **kwargs)
+
+    def popen_run(
+        self, *args: str, cwd: Path | None = None, **kwargs: Any
+    ) -> subprocess.Popen[str]:
+        argv = [HOTSWAP, "run", "--workspace", str(self.root), *args]
+        return subprocess.Popen(
+            argv,
+            stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=kwargs.pop("env", None) or base_env(),
+            cwd=cwd or self.root,
+            **kwargs,
+        )
+
+    def python(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 180,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env or base_env(),
+            cwd=cwd or self.root,
+            timeout=timeout,
+        )
+
+    def connection(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / ".hotswap" / "connection.json").read_text()))
+
+    def note_daemon(self) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.daemon_pids.add(int(self.connection()["pid"]))
+
+    def status(self) -> dict[str, Any]:
+        proc = self.hotswap("status", "--json")
+        assert proc.returncode == 0, proc.stderr
+        return dict(json.loads(proc.stdout))
+
+    def stop(self) -> None:
+        """Stop the daemon politely, then make sure nothing it started is left."""
+        self.note_daemon()
+        if self.daemon_pids:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.hotswap("stop", "--timeout", "10", timeout=30)
+        for pid in self.daemon_pids:
+            kill_group(pid)
+
+
+def kill_group(pid: int) -> None:
+    """The daemon leads its own session: killing the group takes its workers too."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    ws = Workspace(tmp_path / "ws")
+    try:
+        yield ws
+    finally:
+        ws.stop()
+
+
+def compare_runs(
+    ws: Workspace, script: str, *args: str, input: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """Run the same script under plain python and under hotswap (twice: cold and warm)."""
+    plain = ws.python(script, *args, input=input)
+    for _ in range(2):
+        hot = ws.run(script, *args, input=input)
+        assert (hot.returncode, hot.stdout, hot.stderr) == (
+            plain.returncode,
+            plain.stdout,
+            plain.stderr,
+        ), f"hotswap differs from python for {script}:\nPY {plain}\nHS {hot}"
+    return plain, hot
