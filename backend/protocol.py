@@ -6,8 +6,8 @@ the TypeScript mirror in the extension is checked against it. docs/protocol.md e
 
 from __future__ import annotations
 
-import time
 import os
+import time
 from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = "1.0"
