@@ -268,7 +268,20 @@ class Daemon:
         except zmq.ZMQError as exc:
             if exc.errno != errno.EHOSTUNREACH:
                 raise
-            self.clients.discard(identity)
+            self._client_gone(identity)
+
+    def _client_gone(self, identity: bytes) -> None:
+        """Nobody reads the output of a vanished client's runs any more: cancel them."""
+        if identity not in self.clients:
+            return
+        self.clients.discard(identity)
+        for run in [r for r in self.runs.values() if r.client == identity]:
+            log.info("client of run %s is gone; cancelling it", run.run_id)
+            if run.state == "pending":
+                self.pending.remove(run)
+                self._finish(run, CANCELLED_EXIT, "cancelled", "its client disconnected")
+            else:
+                self._interrupt(run)
 
     def broadcast(self, msg_type: str, body: dict[str, Any]) -> None:
         for identity in list(self.clients):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import runpy
 import signal
@@ -17,6 +18,8 @@ from .execute import (
     KEYBOARD_INTERRUPT_EXIT,
     RunOutcome,
     RunRequest,
+    collector,
+    empty_cuda_cache,
     execute,
     release_run_memory,
 )
@@ -36,18 +39,26 @@ def memory_report() -> dict[str, Any]:
 class Worker:
     def __init__(self, link: WorkerLink) -> None:
         self.link = link
-        self.cache = WarmCache(on_change=self.report_warm)
+        self.cache = WarmCache(on_change=self.warm_changed)
         link.on_forget = self.forget
 
     def report_warm(self) -> None:
         self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory_report()})
 
+    def warm_changed(self) -> None:
+        collector.full_needed = True  # a dropped warm object may sit among frozen objects
+        self.report_warm()
+
     def forget(self, keys: list[str] | None) -> None:
+        """Release warm objects now (from the link thread), memory included."""
         if keys is None:
             self.cache.clear()
         else:
             for key in keys:
                 self.cache.forget(key)
+        gc.unfreeze()
+        gc.collect()
+        empty_cuda_cache()
         self.report_warm()
 
     def serve(self) -> None:
