@@ -169,8 +169,27 @@ def _digest_callable(h: Any, obj: Any, depth: int) -> None:
         _digest_values(h, sorted((obj.__kwdefaults__ or {}).items()), depth)
         cells = obj.__closure__ or ()
         _digest_values(h, [_cell_value(c) for c in cells], depth)
+        _digest_simple_globals(h, code, getattr(obj, "__globals__", {}))
         return
     h.update(f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
+
+
+def _digest_simple_globals(h: Any, code: types.CodeType, namespace: dict[str, Any]) -> None:
+    """Module-level simple values the code reads: ``lambda: load(SIZE)`` rebuilds when SIZE does."""
+    for name in sorted(_names_read(code)):
+        value = namespace.get(name)
+        if isinstance(value, _SIMPLE) or (
+            isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)
+        ):
+            h.update(f"{name}={value!r}".encode())
+
+
+def _names_read(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_read(const)
+    return names
 
 
 def _cell_value(cell: Any) -> Any:
