@@ -11,10 +11,20 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from .client import DaemonClient, DaemonError, DaemonUnavailable, ensure_daemon, live_client
+from .client import (
+    DaemonClient,
+    DaemonError,
+    DaemonUnavailable,
+    ensure_daemon,
+    live_client,
+    remote_client,
+)
 from .protocol import ProtocolError
+from .sync import Skipped
+from .sync_client import describe_size, sync_workspace
 from .workspace import Config, find_workspace, pid_alive
 
 CANCELLED_EXIT = 130
@@ -122,19 +132,64 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
     return None
 
 
+def connect(ns: argparse.Namespace, workspace: Path, start: bool) -> DaemonClient | None:
+    """``--backend`` (a connection file, or an address with the key in HOTSWAP_KEY), else the
+    workspace's own daemon, started if ``start`` and none is alive."""
+    if getattr(ns, "backend", None):
+        return remote_client(ns.backend)
+    return ensure_daemon(workspace) if start else live_client(workspace)
+
+
+class SyncReport:
+    """Progress and skipped files of a sync, on stderr."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def progress(self, done: int, total: int, files_done: int, files_total: int) -> None:
+        if total < 2 * 1024 * 1024 and files_total < 200 and not self.shown:
+            return
+        self.shown = True
+        end = "\n" if done >= total else ("\r" if sys.stderr.isatty() else "\n")
+        percent = 100 * done // total if total else 100
+        print(
+            f"hotswap: synced {files_done}/{files_total} files, {describe_size(done)} of "
+            f"{describe_size(total)} ({percent}%)",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @staticmethod
+    def skipped(item: Skipped) -> None:
+        _err(
+            f"not synced: {item.path} ({item.reason}); raise [tool.hotswap] max_file_mb "
+            "or list it in .hotswapignore"
+        )
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     workspace = find_workspace(ns.workspace)
-    client = ensure_daemon(workspace)
-    reply = client.request(
-        "run",
-        {
-            "entry": ns.entry,
-            "args": ns.args,
-            "cwd": os.getcwd(),
-            "env": dict(os.environ),
-            "queue": ns.queue,
-        },
-    )
+    client = connect(ns, workspace, start=True)
+    assert client is not None
+    body = {
+        "entry": ns.entry,
+        "args": ns.args,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "queue": ns.queue,
+        "root": str(workspace),
+    }
+    limit = Config.load(workspace).max_file_bytes
+    report = SyncReport()
+    for attempt in (1, 2):
+        body["state"] = sync_workspace(client, workspace, limit, report.progress, report.skipped)
+        try:
+            reply = client.request("run", body)
+            break
+        except DaemonError as exc:  # another client synced in between: sync again, once
+            if exc.ename != "resync" or attempt == 2:
+                raise
     return follow_run(client, reply["body"]["run_id"])
 
 
@@ -188,7 +243,7 @@ def format_status(status: dict[str, Any]) -> str:
 
 def cmd_status(ns: argparse.Namespace) -> int:
     workspace = find_workspace(ns.workspace)
-    client = live_client(workspace)
+    client = connect(ns, workspace, start=False)
     if client is None:
         if ns.json:
             print(json.dumps({"running": False, "workspace": str(workspace)}))
@@ -203,7 +258,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
 def cmd_stop(ns: argparse.Namespace) -> int:
     workspace = find_workspace(ns.workspace)
-    client = live_client(workspace)
+    client = connect(ns, workspace, start=False)
     if client is None:
         print(f"no hotswap daemon serves {workspace}")
         return 0
@@ -215,7 +270,7 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     if pid_alive(pid):
         _err(f"the daemon (pid {pid}) did not stop within {ns.timeout:g}s; killing it")
         os.kill(pid, signal.SIGKILL)
-    print(f"stopped the hotswap daemon of {workspace}")
+    print(f"stopped the hotswap daemon of {client.connection.get('workspace', workspace)}")
     return 0
 
 
@@ -227,13 +282,16 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    workspace = find_workspace(ns.workspace)
+    mirror = Path(ns.mirror).expanduser().resolve() if ns.mirror else None
+    workspace = find_workspace(ns.workspace or (str(mirror) if mirror else None))
+    if mirror is not None:
+        mirror.mkdir(parents=True, exist_ok=True)
     try:
         config = Config.load(workspace)
     except ValueError as exc:
         _err(str(exc))
         return 2
-    daemon = Daemon(workspace, config, bind=ns.bind)
+    daemon = Daemon(workspace, config, bind=ns.bind, mirror=mirror)
     daemon.start()
     daemon.serve_forever()
     return 0
@@ -248,9 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
+    def add(name: str, help_: str, remote: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--workspace", help="the workspace folder (default: nearest project root)")
+        if remote:
+            p.add_argument(
+                "--backend",
+                metavar="FILE|ADDRESS",
+                help="use the daemon of this connection file (or this ZeroMQ address, with the "
+                "key in HOTSWAP_KEY) instead of starting one here",
+            )
         return p
 
     run = add("run", "run a script on the warm worker, as `python ENTRY ARGS` would")
@@ -259,7 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     run.set_defaults(func=cmd_run)
 
-    serve = add("serve", "run the backend daemon for a workspace in the foreground")
+    serve = add("serve", "run the backend daemon for a workspace in the foreground", remote=False)
+    serve.add_argument(
+        "--mirror",
+        metavar="DIR",
+        help="keep a copy of the clients' workspace in DIR and run from it (for a remote editor)",
+    )
     serve.add_argument(
         "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
     )

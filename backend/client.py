@@ -123,6 +123,33 @@ def live_client(workspace: Path, timeout: float = 5.0) -> DaemonClient | None:
     return client
 
 
+def remote_client(backend: str, timeout: float = 10.0) -> DaemonClient:
+    """A client of a daemon elsewhere: a copied connection file, or an address + HOTSWAP_KEY."""
+    if "://" in backend:
+        key = os.environ.get("HOTSWAP_KEY", "")
+        if not key:
+            raise DaemonUnavailable(
+                f"--backend {backend} needs the daemon's key: set HOTSWAP_KEY to the `key` of its "
+                "connection file, or pass the copied connection file instead"
+            )
+        connection: dict[str, Any] = {"address": backend, "key": key, "pid": 0}
+    else:
+        try:
+            connection = read_connection(Path(backend).expanduser())
+        except ConnectionFileError as exc:
+            raise DaemonUnavailable(f"--backend: {exc}") from None
+    client = DaemonClient(connection)
+    try:
+        client.hello(timeout)
+    except DaemonUnavailable:
+        client.close()
+        raise DaemonUnavailable(
+            f"no hotswap daemon answered at {connection['address']} within {timeout:g}s; "
+            "is it running, and is the SSH tunnel to its port up?"
+        ) from None
+    return client
+
+
 @contextlib.contextmanager
 def _start_lock(workspace: Path) -> Iterator[None]:
     state_dir(workspace).mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest signed payload accepted; bigger messages get an ``oversized`` error."""
 
-FEATURES = ["run", "cancel", "stdin", "status", "stop", "release", "queue", "warm"]
+FEATURES = ["run", "cancel", "stdin", "status", "stop", "release", "queue", "warm", "sync"]
 
 
 class ProtocolError(Exception):
@@ -53,6 +53,16 @@ class OversizedMessage(ProtocolError):
     ename = "oversized"
 
 
+class ResyncNeeded(ProtocolError):
+    """The daemon's workspace state is not what the client assumed: send the full manifest."""
+
+    ename = "resync"
+
+
+class UnsafePathError(ProtocolError):
+    ename = "unsafe_path"
+
+
 class Field(NamedTuple):
     types: tuple[type, ...]
     required: bool = True
@@ -86,7 +96,21 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         cwd=_f(str),
         env=_f(dict),
         queue=_f(bool, required=False),
-        python_path=_f(list, required=False),
+        root=_f(str, required=False),
+        state=_f(str, required=False),
+    ),
+    "manifest": _spec("request", root=_f(str)),
+    "sync": _spec(
+        "request",
+        root=_f(str),
+        base=_f(str),
+        target=_f(str),
+        files=_f(list),
+        deleted=_f(list),
+        transaction=_f(str),
+        final=_f(bool),
+        total_files=_f(int, required=False),
+        total_bytes=_f(int, required=False),
     ),
     "cancel": _spec("request", run_id=_f(str, _NONE, required=False)),
     "stdin": _spec("request", run_id=_f(str), data=_f(bytes), eof=_f(bool, required=False)),
@@ -106,6 +130,12 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "stdin_reply": _spec("reply", accepted=_f(bool)),
     "status_reply": _spec("reply", daemon=_f(dict), workers=_f(list), runs=_f(list)),
     "stop_reply": _spec("reply", stopping=_f(bool)),
+    "manifest_reply": _spec(
+        "reply", state=_f(str), mode=_f(str), files=_f(dict), daemon_root=_f(str)
+    ),
+    "sync_reply": _spec(
+        "reply", state=_f(str), mode=_f(str), applied=_f(bool), elapsed_ms=_f(int, float)
+    ),
     "release_reply": _spec("reply", released=_f(list)),
     "error": _spec("reply", ename=_f(str), evalue=_f(str), hint=_f(str, required=False)),
     # -- events -------------------------------------------------------------------
@@ -133,6 +163,14 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "event", worker=_f(int), pid=_f(int), reason=_f(str), warm_lost=_f(list)
     ),
     "warm_changed": _spec("event", worker=_f(int), warm=_f(list)),
+    "sync_progress": _spec(
+        "event",
+        transaction=_f(str),
+        files_done=_f(int),
+        files_total=_f(int),
+        bytes_done=_f(int),
+        bytes_total=_f(int),
+    ),
     # -- daemon ↔ runner worker (internal, same envelope and signing) -------------
     "worker_ready": _spec("worker", pid=_f(int), python=_f(str)),
     "exec": _spec(
@@ -142,8 +180,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         args=_f(list),
         cwd=_f(str),
         env=_f(dict),
-        python_path=_f(list),
         workspace=_f(str),
+        path_map=_f(list, _NONE, required=False),
     ),
     "interrupt": _spec("worker", run_id=_f(str)),
     "feed_stdin": _spec("worker", run_id=_f(str), data=_f(bytes), eof=_f(bool)),

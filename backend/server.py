@@ -28,6 +28,8 @@ from .protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     ProtocolError,
+    ResyncNeeded,
+    UnsafePathError,
     check_version,
     error_reply,
     make_message,
@@ -36,6 +38,7 @@ from .protocol import (
 )
 from .session import Session, new_key
 from .supervisor import WorkerProcess, describe_death, exit_code_of, spawn_worker
+from .sync import Syncer, SyncMismatch, UnsafePath, map_prefix
 from .workspace import Config, connection_path, state_dir, write_private_json
 
 log = logging.getLogger("hotswap.daemon")
@@ -73,8 +76,15 @@ class Run:
 
 
 class Daemon:
-    def __init__(self, workspace: Path, config: Config, bind: str = "tcp://127.0.0.1") -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        config: Config,
+        bind: str = "tcp://127.0.0.1",
+        mirror: Path | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.syncer = Syncer(workspace, mirror, config.max_file_bytes)
         self.config = config
         self.bind = bind
         self.key = new_key()
@@ -307,14 +317,79 @@ class Daemon:
         body = msg["body"]
         if self.stopping:
             raise ProtocolError("the daemon is stopping", hint="run again to start a new daemon")
-        _check_run_body(body)
-        run = Run(new_id(), identity, body, queued=bool(body.get("queue")))
+        run = Run(new_id(), identity, self._exec_fields(body), queued=bool(body.get("queue")))
         self.runs[run.run_id] = run
         self.send(identity, reply_to(msg, {"run_id": run.run_id, "queued": run.queued}))
         if not run.queued:
             self._supersede(run)
         self.pending.append(run)
         self._schedule()
+
+    def _exec_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What the worker runs: the request, with paths mapped into the mirror if there is one."""
+        root = body.get("root")
+        if "state" in body:
+            if root is None:
+                raise ProtocolError("run: a state needs the client's root")
+            current = self.syncer.state_for(root).state()
+            if body["state"] != current:
+                raise ResyncNeeded(
+                    "run: the daemon's workspace is not in the state this run names",
+                    hint="sync the workspace again (the client does this by itself)",
+                )
+        fields = {
+            "entry": body["entry"],
+            "args": body["args"],
+            "cwd": body["cwd"],
+            "env": dict(body["env"]),
+            "workspace": str(self.workspace),
+            "path_map": None,
+        }
+        path_map = self.syncer.path_map(root) if root else None
+        if path_map is not None:
+            fields = _map_into_mirror(fields, *path_map)
+        _check_run_body(fields)
+        return fields
+
+    def on_manifest(self, identity: bytes, msg: dict[str, Any]) -> None:
+        self.send(identity, reply_to(msg, self.syncer.manifest(msg["body"]["root"])))
+
+    def on_sync(self, identity: bytes, msg: dict[str, Any]) -> None:
+        body = msg["body"]
+        started = time.perf_counter()
+        try:
+            result = self.syncer.receive(body)
+        except SyncMismatch as exc:
+            self.syncer.abandon(body["transaction"])
+            raise ResyncNeeded(
+                str(exc), hint="send the full manifest (the client does this)"
+            ) from None
+        except UnsafePath as exc:
+            self.syncer.abandon(body["transaction"])
+            raise UnsafePathError(f"sync rejected, nothing was changed: {exc}") from None
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        if result is None:
+            self._progress(identity, body)
+            result = {"state": body["base"], "mode": "", "applied": False}
+        else:
+            result["applied"] = True
+        self.send(identity, reply_to(msg, {**result, "elapsed_ms": elapsed_ms}))
+
+    def _progress(self, identity: bytes, body: dict[str, Any]) -> None:
+        staged = self.syncer.staged(body["transaction"])
+        self.send(
+            identity,
+            make_message(
+                "sync_progress",
+                {
+                    "transaction": body["transaction"],
+                    "files_done": len(staged["files"]),
+                    "files_total": body.get("total_files", len(staged["files"])),
+                    "bytes_done": sum(len(f.get("data") or b"") for f in staged["files"]),
+                    "bytes_total": body.get("total_bytes", 0),
+                },
+            ),
+        )
 
     def _supersede(self, newer: Run) -> None:
         """A new run replaces what runs now and any waiting run that was not queued."""
@@ -449,15 +524,7 @@ class Daemon:
                 self._send_worker(
                     worker,
                     "exec",
-                    {
-                        "run_id": run.run_id,
-                        "entry": body["entry"],
-                        "args": body["args"],
-                        "cwd": body["cwd"],
-                        "env": body["env"],
-                        "python_path": [],
-                        "workspace": str(self.workspace),
-                    },
+                    {"run_id": run.run_id, **body},
                 )
                 for chunk in run.stdin:
                     self._feed(run, *chunk)
@@ -673,6 +740,26 @@ class Daemon:
             )
 
 
+def _map_into_mirror(fields: dict[str, Any], daemon_root: str, client_root: str) -> dict[str, Any]:
+    def to_mirror(path: str) -> str:
+        return map_prefix(path, client_root, daemon_root)
+
+    env = dict(fields["env"])
+    if "PWD" in env:
+        env["PWD"] = to_mirror(env["PWD"])
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(map(to_mirror, env["PYTHONPATH"].split(os.pathsep)))
+    entry = fields["entry"]
+    return {
+        **fields,
+        "entry": to_mirror(entry) if os.path.isabs(entry) else entry,
+        "cwd": to_mirror(fields["cwd"]),
+        "env": env,
+        "workspace": daemon_root,
+        "path_map": [daemon_root, client_root],
+    }
+
+
 def _check_run_body(body: dict[str, Any]) -> None:
     if not body["entry"]:
         raise ProtocolError("run: entry is empty", hint="name the script to run")
@@ -682,7 +769,10 @@ def _check_run_body(body: dict[str, Any]) -> None:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ProtocolError("run: env must map strings to strings")
     if not os.path.isabs(body["cwd"]):
-        raise ProtocolError(f"run: cwd must be an absolute path, got {body['cwd']!r}")
+        raise ProtocolError(
+            f"run: cwd must be an absolute path, got {body['cwd']!r}",
+            hint="send the client's os.getcwd(): the daemon's own cwd means nothing to the run",
+        )
     if not os.path.isdir(body["cwd"]):
         raise ProtocolError(
             f"run: the working directory {body['cwd']} does not exist on the daemon's host",

@@ -171,17 +171,19 @@ def _digest_callable(h: Any, obj: Any, depth: int) -> None:
         _digest_values(h, [_cell_value(c) for c in cells], depth)
         _digest_simple_globals(h, code, getattr(obj, "__globals__", {}))
         return
-    h.update(f"{type(obj).__module__}.{type(obj).__qualname__}".encode())
+    # A class or builtin is told apart by its own name (type(obj) is just `type`), and a
+    # class by its __init__'s code too, so warm("m", ModelA) → warm("m", ModelB) rebuilds.
+    named = obj if hasattr(obj, "__qualname__") else type(obj)
+    h.update(f"{getattr(named, '__module__', '')}.{named.__qualname__}".encode())
+    if isinstance(obj, type) and isinstance(vars(obj).get("__init__"), types.FunctionType):
+        _digest_callable(h, vars(obj)["__init__"], depth + 1)
 
 
 def _digest_simple_globals(h: Any, code: types.CodeType, namespace: dict[str, Any]) -> None:
     """Module-level simple values the code reads: ``lambda: load(SIZE)`` rebuilds when SIZE does."""
-    for name in sorted(_names_read(code)):
-        value = namespace.get(name)
-        if isinstance(value, _SIMPLE) or (
-            isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)
-        ):
-            h.update(f"{name}={value!r}".encode())
+    for name in sorted(_names_read(code) & namespace.keys()):
+        if _is_simple(namespace[name]):
+            h.update(f"{name}={namespace[name]!r}".encode())
 
 
 def _names_read(code: types.CodeType) -> set[str]:
@@ -209,11 +211,15 @@ def _digest_code(h: Any, code: types.CodeType) -> None:
             h.update(repr(const).encode())
 
 
+def _is_simple(value: Any) -> bool:
+    return isinstance(value, _SIMPLE) or (
+        isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)
+    )
+
+
 def _digest_values(h: Any, values: Iterable[Any], depth: int) -> None:
     for value in values:
-        if isinstance(value, _SIMPLE) or (
-            isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value)
-        ):
+        if _is_simple(value):
             h.update(repr(value).encode())
         elif callable(value) and hasattr(value, "__code__"):
             _digest_callable(h, value, depth + 1)

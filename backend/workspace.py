@@ -59,6 +59,8 @@ def read_connection(path: Path) -> dict[str, Any]:
         raise ConnectionFileError(f"no connection file at {path}") from None
     except (OSError, ValueError) as exc:
         raise ConnectionFileError(f"cannot read connection file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConnectionFileError(f"connection file {path} does not hold a JSON object; delete it")
     for key in ("address", "key", "pid", "protocol_version"):
         if key not in data:
             raise ConnectionFileError(f"connection file {path} lacks {key!r}; delete it")
@@ -82,6 +84,7 @@ class Config:
         self.prewarm: Path | None = None
         self.cancel_timeout = 5.0
         self.workers = 1
+        self.max_file_bytes = 50 * 1024 * 1024
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
@@ -101,7 +104,7 @@ class Config:
 
     @classmethod
     def from_table(cls, table: dict[str, Any], workspace: Path, source: Path) -> Config:
-        known = {"prewarm", "cancel_timeout", "workers"}
+        known = {"prewarm", "cancel_timeout", "workers", "max_file_mb"}
         unknown = set(table) - known
         if unknown:
             raise ValueError(
@@ -117,8 +120,14 @@ class Config:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{source}: [tool.hotswap] cancel_timeout must be seconds > 0")
             config.cancel_timeout = float(value)
+        if "max_file_mb" in table:
+            value = table["max_file_mb"]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{source}: [tool.hotswap] max_file_mb must be a number > 0")
+            config.max_file_bytes = int(value * 1024 * 1024)
         if "workers" in table:
-            if not isinstance(table["workers"], int) or table["workers"] < 1:
+            value = table["workers"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{source}: [tool.hotswap] workers must be an integer >= 1")
-            config.workers = table["workers"]
+            config.workers = value
         return config

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..sync import map_prefix
 from ..warm import active_cache
 from .process_state import (
     ProcessState,
@@ -42,6 +43,9 @@ _STDLIB_DIRS = tuple(
 KEYBOARD_INTERRUPT_EXIT = 128 + signal.SIGINT
 
 
+PathMap = tuple[str, str]  # (daemon's mirror root, client's workspace root)
+
+
 @dataclass
 class RunRequest:
     run_id: str
@@ -50,6 +54,7 @@ class RunRequest:
     cwd: str
     env: dict[str, str]
     workspace: str
+    path_map: PathMap | None = None
 
 
 @dataclass
@@ -116,11 +121,11 @@ def execute(request: RunRequest) -> RunOutcome:
     try:
         _enter_script_environment(request, entry)
         with exit_handlers:
-            outcome.exit_code, outcome.error = run_main(entry)
+            outcome.exit_code, outcome.error = run_main(entry, request.path_map)
             exit_handlers.run(_report_atexit_error)
         _wait_for_run_children(state)
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
-        _print_uncaught(exc)
+        _print_uncaught(exc, request.path_map)
         outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
     finally:
         _flush_all()
@@ -163,7 +168,7 @@ def _text_stream(fd: int, mode: str, errors: str = "strict") -> io.TextIOWrapper
     return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, line_buffering=True)
 
 
-def run_main(entry: str) -> tuple[int, dict[str, Any] | None]:
+def run_main(entry: str, path_map: PathMap | None = None) -> tuple[int, dict[str, Any] | None]:
     """Execute ``entry`` as ``__main__``; return (exit code, error description or None)."""
     module = _fresh_main_module(entry)
     sys.modules["__main__"] = module
@@ -183,7 +188,7 @@ def run_main(entry: str) -> tuple[int, dict[str, Any] | None]:
     except SystemExit as exc:
         return _system_exit_code(exc), None
     except BaseException as exc:
-        error = _print_uncaught(exc)
+        error = _print_uncaught(exc, path_map)
         code_ = KEYBOARD_INTERRUPT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
         return code_, error
     return 0, None
@@ -222,23 +227,31 @@ def without_runner_frames(tb: types.TracebackType | None) -> types.TracebackType
     return rebuilt
 
 
-def describe_error(exc: BaseException) -> dict[str, Any]:
+def _to_client(path: str, path_map: PathMap | None) -> str:
+    return map_prefix(path, *path_map) if path_map else path
+
+
+def describe_error(exc: BaseException, path_map: PathMap | None = None) -> dict[str, Any]:
     cls = type(exc)
     name = (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
     frames = [
-        {"file": f.filename, "line": f.lineno or 0, "function": f.name}
+        {"file": _to_client(f.filename, path_map), "line": f.lineno or 0, "function": f.name}
         for f in traceback.extract_tb(exc.__traceback__)
     ]
     if isinstance(exc, SyntaxError) and exc.filename:
-        frames.append({"file": exc.filename, "line": exc.lineno or 0, "function": "<module>"})
+        file = _to_client(exc.filename, path_map)
+        frames.append({"file": file, "line": exc.lineno or 0, "function": "<module>"})
     return {"type": name, "message": str(exc), "frames": frames}
 
 
-def _print_uncaught(exc: BaseException) -> dict[str, Any]:
+def _print_uncaught(exc: BaseException, path_map: PathMap | None = None) -> dict[str, Any]:
     """Print as the interpreter prints an uncaught exception, through sys.excepthook."""
     exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
+    if path_map is not None and sys.excepthook is sys.__excepthook__:
+        _print_mapped(exc, path_map)
+        return describe_error(exc, path_map)
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
     except BaseException as hook_error:
@@ -247,6 +260,25 @@ def _print_uncaught(exc: BaseException) -> dict[str, Any]:
         print("\nOriginal exception was:", file=sys.stderr)
         sys.__excepthook__(type(exc), exc, exc.__traceback__)
     return describe_error(exc)
+
+
+def _print_mapped(exc: BaseException, path_map: PathMap) -> None:
+    """The interpreter's traceback, with mirror paths shown as the client's workspace paths."""
+    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    seen: set[int] = set()
+    pending = [report]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        for frame in item.stack:
+            frame.filename = _to_client(frame.filename, path_map)
+        if getattr(item, "filename", None):  # SyntaxError
+            item.filename = _to_client(item.filename, path_map)
+        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
+        pending += list(getattr(item, "exceptions", None) or [])
+    print("".join(report.format()), end="", file=sys.stderr)
 
 
 def _report_atexit_error(exc: BaseException) -> None:

@@ -79,6 +79,7 @@ class Worker:
             cwd=job["cwd"],
             env=dict(job["env"]),
             workspace=job["workspace"],
+            path_map=tuple(job["path_map"]) if job.get("path_map") else None,
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
         outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
@@ -86,6 +87,10 @@ class Worker:
             self.link.begin_run(request.run_id)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             outcome = execute(request)
+        except Exception:  # a bug of ours, not the script's: say so instead of dying
+            print("hotswap: internal error in the runner (please report):", file=sys.stderr)
+            traceback.print_exc()
+            outcome = RunOutcome(exit_code=1, duration=0.0)
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.link.end_run()

@@ -1,0 +1,482 @@
+"""Workspace manifests and diffs: the editor's saved files, sent as what changed.
+
+Pure logic (no sockets): scanning a workspace with its ignore rules, the manifest digest,
+path safety, and applying a diff to a daemon-side workspace, mirrored or in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024
+DEFAULT_IGNORES = [
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".hotswap/",
+    ".venv/",
+    "venv/",
+    "__pycache__/",
+    "*.py[co]",
+    "node_modules/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    ".nox/",
+    ".ipynb_checkpoints/",
+]
+_MODULUS = 1 << 256
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+class UnsafePath(ValueError):
+    """A path in a diff that could write outside the workspace or is not a plain file name."""
+
+
+class FileEntry(NamedTuple):
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _entry_term(path: str, sha: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{path}\0{sha}".encode()).digest(), "big")
+
+
+class Digest:
+    """An order-free digest of {path: sha256}: the sum of per-entry hashes modulo 2**256.
+
+    Updating it costs one hash per changed file, so a one-file sync in a 10,000-file
+    workspace never rehashes the rest.
+    """
+
+    def __init__(self, files: dict[str, str] | None = None) -> None:
+        self.value = 0
+        for path, sha in (files or {}).items():
+            self.add(path, sha)
+
+    def add(self, path: str, sha: str) -> None:
+        self.value = (self.value + _entry_term(path, sha)) % _MODULUS
+
+    def remove(self, path: str, sha: str) -> None:
+        self.value = (self.value - _entry_term(path, sha)) % _MODULUS
+
+    def hex(self) -> str:
+        return f"{self.value:064x}"
+
+
+def digest_of(files: dict[str, str]) -> str:
+    return Digest(files).hex()
+
+
+# -- scanning (client side) -----------------------------------------------------------
+
+
+class IgnoreRules:
+    """.gitignore (every folder's), .hotswapignore and the defaults, with git's matching."""
+
+    def __init__(self, root: Path) -> None:
+        import pathspec
+
+        self.root = root
+        self._spec_type = pathspec.GitIgnoreSpec
+        self._specs: dict[str, Any] = {"": self._spec_type.from_lines(DEFAULT_IGNORES)}
+        self._load(root, "")
+        self._load(root, "", ".hotswapignore")
+
+    def _load(self, folder: Path, rel: str, name: str = ".gitignore") -> None:
+        try:
+            lines = (folder / name).read_text(errors="replace").splitlines()
+        except OSError:
+            return
+        key = f"{rel}\0{name}"
+        self._specs[key] = self._spec_type.from_lines(lines)
+
+    def enter(self, folder: Path, rel: str) -> None:
+        self._load(folder, rel)
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        for key, spec in self._specs.items():
+            base = key.split("\0")[0]
+            if base and not rel.startswith(base + "/"):
+                continue
+            sub = rel[len(base) + 1 :] if base else rel
+            if spec.match_file(sub + "/" if is_dir else sub):
+                return True
+        return False
+
+
+class Skipped(NamedTuple):
+    path: str
+    reason: str
+
+
+def scan(
+    root: Path,
+    previous: dict[str, FileEntry] | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> tuple[dict[str, FileEntry], list[Skipped]]:
+    """Every synced file under ``root``: relative POSIX path → size, mtime, sha256.
+
+    A file whose size and mtime match ``previous`` keeps its hash without being read.
+    """
+    previous = previous or {}
+    rules = IgnoreRules(root)
+    files: dict[str, FileEntry] = {}
+    skipped: list[Skipped] = []
+    for rel, st in _walk(root, "", rules, skipped):
+        if st.st_size > max_file_bytes:
+            skipped.append(Skipped(rel, f"larger than {max_file_bytes // (1024 * 1024)} MB"))
+            continue
+        old = previous.get(rel)
+        if old is not None and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            files[rel] = old
+            continue
+        try:
+            sha = sha256_file(root / rel)
+        except OSError as exc:
+            skipped.append(Skipped(rel, f"unreadable: {exc.strerror}"))
+            continue
+        files[rel] = FileEntry(st.st_size, st.st_mtime_ns, sha)
+    return files, skipped
+
+
+def _walk(
+    folder: Path, rel: str, rules: IgnoreRules, skipped: list[Skipped]
+) -> Iterator[tuple[str, os.stat_result]]:
+    if rel:
+        rules.enter(folder, rel)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        skipped.append(Skipped(rel or ".", f"unreadable folder: {exc.strerror}"))
+        return
+    for entry in entries:
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if rules.ignored(child, True) or (Path(entry.path) / "pyvenv.cfg").exists():
+                continue
+            yield from _walk(Path(entry.path), child, rules, skipped)
+        elif stat.S_ISREG(st.st_mode) and not rules.ignored(child, False):
+            yield child, st
+        elif stat.S_ISLNK(st.st_mode) and not rules.ignored(child, False):
+            skipped.append(Skipped(child, "a symbolic link (not synced)"))
+
+
+def plan_diff(
+    files: dict[str, FileEntry], acknowledged: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """(paths to send, paths to delete) to turn the acknowledged state into ``files``."""
+    changed = [p for p, e in files.items() if acknowledged.get(p) != e.sha256]
+    deleted = [p for p in acknowledged if p not in files]
+    return changed, deleted
+
+
+def chunk_paths(root: Path, paths: list[str], files: dict[str, FileEntry]) -> Iterator[list[str]]:
+    """Group paths into chunks of at most CHUNK_BYTES (a bigger file travels alone)."""
+    chunk: list[str] = []
+    size = 0
+    for path in paths:
+        entry_size = files[path].size
+        if chunk and size + entry_size > CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(path)
+        size += entry_size
+    if chunk:
+        yield chunk
+
+
+# -- path safety (daemon side) ---------------------------------------------------------
+
+
+def check_relative_path(path: object) -> str:
+    """A diff path must be a relative POSIX path of plain names, valid on this OS."""
+    if not isinstance(path, str) or not path:
+        raise UnsafePath(f"{path!r}: a path must be a non-empty string")
+    if "\0" in path:
+        raise UnsafePath(f"{path!r}: NUL is not allowed in a file name")
+    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
+        raise UnsafePath(f"{path!r}: absolute paths are not allowed; send workspace-relative paths")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise UnsafePath(f"{path[:60]!r}…: longer than {MAX_PATH_BYTES} bytes")
+    for name in path.split("/"):
+        if name in ("", ".", ".."):
+            raise UnsafePath(f"{path!r}: empty, '.' and '..' segments are not allowed")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise UnsafePath(f"{path!r}: a name is longer than {MAX_NAME_BYTES} bytes")
+    return path
+
+
+def resolve_inside(root: Path, rel: str) -> Path:
+    """``root/rel``, refusing symlinks that lead outside ``root`` and non-regular files."""
+    check_relative_path(rel)
+    real_root = os.path.realpath(root)
+    current = Path(root)
+    for name in rel.split("/"):
+        current = current / name
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return Path(root) / rel  # the rest does not exist yet: nothing to follow
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(current)
+            if not (target == real_root or target.startswith(real_root + os.sep)):
+                raise UnsafePath(f"{rel!r}: goes through a symbolic link leaving the workspace")
+        elif not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise UnsafePath(f"{rel!r}: {current} is a device, FIFO or socket")
+    final = Path(root) / rel
+    if final.is_dir() and not final.is_symlink():
+        raise UnsafePath(f"{rel!r}: is a folder on the daemon's side")
+    return final
+
+
+# -- applying a diff (daemon side) -----------------------------------------------------
+
+
+class SyncMismatch(Exception):
+    """The diff does not apply to the daemon's state: the client must resync."""
+
+
+class WorkspaceState:
+    """The daemon's acknowledged view of a workspace: {path: sha256} and its digest.
+
+    ``mirror`` keeps a copy under ``root`` and writes it; in place, ``root`` is the user's own
+    folder and is only checked against what the client sent, never written.
+    """
+
+    def __init__(self, root: Path, mirror: bool) -> None:
+        self.root = root
+        self.mirror = mirror
+        self.files: dict[str, str] = {}
+        self.digest = Digest()
+        if mirror:
+            root.mkdir(parents=True, exist_ok=True)
+            self.adopt_disk(1 << 62)
+
+    def adopt_disk(self, max_file_bytes: int) -> None:
+        """What is on disk is the state: a restarted daemon keeps its mirror, and in place
+        the client's folder is ours to read, so only files that differ need to travel."""
+        found, _ = scan(self.root, max_file_bytes=max_file_bytes)
+        for path, entry in found.items():
+            self.files[path] = entry.sha256
+            self.digest.add(path, entry.sha256)
+
+    def state(self) -> str:
+        return self.digest.hex()
+
+    def apply(
+        self, files: list[dict[str, Any]], deleted: Iterable[str], target: str
+    ) -> dict[str, str]:
+        """Apply all or nothing; return the new {path: sha}. Raises UnsafePath, SyncMismatch."""
+        deleted = list(deleted)
+        staged = self._check(files, deleted, target)
+        if self.mirror:
+            self._write(files, deleted)
+        else:
+            self._verify_on_disk(files, deleted)
+        self._commit(staged, deleted)
+        return staged
+
+    def _check(
+        self, files: list[dict[str, Any]], deleted: list[str], target: str
+    ) -> dict[str, str]:
+        staged: dict[str, str] = {}
+        for item in files:
+            path = check_relative_path(item.get("path"))
+            data, sha = item.get("data"), item.get("sha256")
+            if not isinstance(sha, str):
+                raise SyncMismatch(f"{path}: no sha256")
+            if (data is not None or self.mirror) and (
+                not isinstance(data, bytes) or sha256_bytes(data) != sha
+            ):
+                raise SyncMismatch(f"{path}: content does not match its sha256 (damaged message)")
+            resolve_inside(self.root, path) if self.mirror else check_relative_path(path)
+            staged[path] = str(sha)
+        for path in deleted:
+            check_relative_path(path)
+            if self.mirror:
+                resolve_inside(self.root, path)
+        digest = Digest()
+        digest.value = self.digest.value
+        for path in deleted:
+            if path in self.files:
+                digest.remove(path, self.files[path])
+        for path, sha in staged.items():
+            if path in self.files and path not in deleted:
+                digest.remove(path, self.files[path])
+            digest.add(path, sha)
+        if digest.hex() != target:
+            raise SyncMismatch(
+                "after this diff the workspace would not match the client's manifest"
+            )
+        return staged
+
+    def _write(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
+        temps: list[tuple[str, Path]] = []
+        try:
+            for item in files:
+                final = self.root / item["path"]
+                final.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".hotswap-", dir=final.parent)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(item["data"])
+                temps.append((tmp, final))
+        except BaseException:
+            for tmp, _ in temps:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+        for tmp, final in temps:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        for path in deleted:
+            (self.root / path).unlink(missing_ok=True)
+            _prune_empty_parents(self.root, self.root / path)
+
+    def _verify_on_disk(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
+        for item in files:
+            on_disk = self.root / item["path"]
+            try:
+                sha = sha256_file(on_disk)
+            except OSError:
+                sha = ""
+            if sha != item["sha256"]:
+                raise SyncMismatch(
+                    f"{item['path']}: the file on the daemon's disk differs from what the "
+                    "client sent (saved since? another machine?); save and run again"
+                )
+        for path in deleted:
+            if (self.root / path).is_file():
+                raise SyncMismatch(
+                    f"{path}: the client deleted it but it exists on the daemon's disk"
+                )
+
+    def _commit(self, staged: dict[str, str], deleted: list[str]) -> None:
+        for path in deleted:
+            sha = self.files.pop(path, None)
+            if sha is not None:
+                self.digest.remove(path, sha)
+        for path, sha in staged.items():
+            old = self.files.get(path)
+            if old is not None:
+                self.digest.remove(path, old)
+            self.files[path] = sha
+            self.digest.add(path, sha)
+
+
+def _prune_empty_parents(root: Path, path: Path) -> None:
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+
+
+# -- the daemon's sync service ---------------------------------------------------------
+
+
+class Syncer:
+    """Chooses in-place or mirror mode, stages chunked diffs, and maps run paths.
+
+    In place (the daemon sees the client's own folder): files are verified, never written.
+    Mirror (``--mirror DIR``, or a client folder that is not the daemon's workspace): a copy
+    is kept under the mirror root and runs execute from it.
+    """
+
+    def __init__(
+        self,
+        workspace: Path,
+        mirror_root: Path | None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        self.workspace = workspace
+        self.mirror_root = mirror_root
+        self.max_file_bytes = max_file_bytes
+        self._states: dict[bool, WorkspaceState] = {}
+        self._staging: dict[str, dict[str, Any]] = {}
+
+    def is_mirror(self, client_root: str) -> bool:
+        return self.mirror_root is not None or Path(client_root) != self.workspace
+
+    def state_for(self, client_root: str) -> WorkspaceState:
+        mirror = self.is_mirror(client_root)
+        if mirror not in self._states:
+            root = (self.mirror_root or self.workspace / ".hotswap" / "mirror") if mirror else None
+            self._states[mirror] = WorkspaceState(root or self.workspace, mirror)
+            if not mirror:
+                self._states[mirror].adopt_disk(self.max_file_bytes)
+        return self._states[mirror]
+
+    def manifest(self, client_root: str) -> dict[str, Any]:
+        state = self.state_for(client_root)
+        return {
+            "state": state.state(),
+            "mode": "mirror" if state.mirror else "in_place",
+            "files": dict(state.files),
+            "daemon_root": str(state.root),
+        }
+
+    def receive(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Stage one chunk; on the final one apply the whole diff. None until then."""
+        state = self.state_for(body["root"])
+        if body["base"] != state.state():
+            self._staging.pop(body["transaction"], None)
+            raise SyncMismatch(
+                "the daemon's workspace state is not the base this diff was made against"
+            )
+        staged = self._staging.setdefault(body["transaction"], {"files": [], "deleted": []})
+        staged["files"].extend(body["files"])
+        staged["deleted"].extend(body["deleted"])
+        if not body["final"]:
+            return None
+        del self._staging[body["transaction"]]
+        state.apply(staged["files"], staged["deleted"], body["target"])
+        return {"state": state.state(), "mode": "mirror" if state.mirror else "in_place"}
+
+    def staged(self, transaction: str) -> dict[str, Any]:
+        return self._staging.get(transaction, {"files": [], "deleted": []})
+
+    def abandon(self, transaction: str) -> None:
+        self._staging.pop(transaction, None)
+
+    def path_map(self, client_root: str) -> tuple[str, str] | None:
+        """(daemon path, client path) of the workspace root, in mirror mode."""
+        if not self.is_mirror(client_root):
+            return None
+        return str(self.state_for(client_root).root), client_root
+
+
+def map_prefix(path: str, source: str, target: str) -> str:
+    """``path`` with its ``source`` root replaced by ``target`` (unchanged if outside it)."""
+    if path == source:
+        return target
+    if path.startswith(source.rstrip("/") + "/"):
+        return target.rstrip("/") + path[len(source.rstrip("/")) :]
+    return path

@@ -1,0 +1,160 @@
+"""The client half of workspace sync: send the daemon what changed since it last acknowledged.
+
+Used by the CLI; the extension implements the same steps in TypeScript (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .client import DaemonClient, DaemonError
+from .protocol import new_id
+from .sync import (
+    DEFAULT_MAX_FILE_BYTES,
+    FileEntry,
+    Skipped,
+    chunk_paths,
+    digest_of,
+    plan_diff,
+    scan,
+    sha256_bytes,
+)
+from .workspace import state_dir, write_private_json
+
+Progress = Callable[[int, int, int, int], None]  # bytes done, bytes total, files done, total
+
+
+class SyncCache:
+    """What this client last hashed and what the daemon last acknowledged, kept on disk."""
+
+    def __init__(self, path: Path, daemon: str) -> None:
+        self.path, self.daemon = path, daemon
+        self.entries: dict[str, FileEntry] = {}
+        self.acked: dict[str, str] | None = None
+        self.state: str | None = None
+        self.mode = ""
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+            self.entries = {p: FileEntry(*e) for p, e in data["entries"].items()}
+            if data.get("daemon") == self.daemon:
+                self.acked, self.state, self.mode = data["acked"], data["state"], data["mode"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def save(self) -> None:
+        write_private_json(
+            self.path,
+            {
+                "daemon": self.daemon,
+                "entries": {p: list(e) for p, e in self.entries.items()},
+                "acked": self.acked,
+                "state": self.state,
+                "mode": self.mode,
+            },
+        )
+
+
+def daemon_identity(client: DaemonClient) -> str:
+    c = client.connection
+    return f"{c['address']}|{c['pid']}|{c.get('started', '')}"
+
+
+def sync_workspace(
+    client: DaemonClient,
+    root: Path,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    on_progress: Progress | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
+) -> str:
+    """Bring the daemon to this workspace's saved state; return that state's digest."""
+    cache = SyncCache(state_dir(root) / "sync-client.json", daemon_identity(client))
+    files, skipped = scan(root, cache.entries, max_file_bytes)
+    for item in skipped:
+        if on_skip is not None:
+            on_skip(item)
+    before = (dict(cache.entries), cache.acked, cache.state)
+    cache.entries = files
+    if cache.acked is None or cache.state is None:
+        _fetch_manifest(client, root, cache)
+    try:
+        _push(client, root, files, cache, on_progress)
+    except DaemonError as exc:
+        if exc.ename != "resync":
+            raise
+        _fetch_manifest(client, root, cache)  # lost message, restarted daemon, other client
+        _push(client, root, files, cache, on_progress)
+    if (cache.entries, cache.acked, cache.state) != before:
+        cache.save()
+    assert cache.state is not None
+    return cache.state
+
+
+def _fetch_manifest(client: DaemonClient, root: Path, cache: SyncCache) -> None:
+    body = client.request("manifest", {"root": str(root)}, timeout=120)["body"]
+    cache.acked, cache.state, cache.mode = dict(body["files"]), body["state"], body["mode"]
+
+
+def _push(
+    client: DaemonClient,
+    root: Path,
+    files: dict[str, FileEntry],
+    cache: SyncCache,
+    on_progress: Progress | None,
+) -> None:
+    assert cache.acked is not None and cache.state is not None
+    changed, deleted = plan_diff(files, cache.acked)
+    target = digest_of({p: e.sha256 for p, e in files.items()})
+    if not changed and not deleted and cache.state == target:
+        return
+    send_data = cache.mode != "in_place"
+    total_bytes = sum(files[p].size for p in changed) if send_data else 0
+    transaction, done_bytes, done_files = new_id(), 0, 0
+    chunks = list(chunk_paths(root, changed, files)) or [[]]
+    for index, chunk in enumerate(chunks):
+        items = [_file_item(root, path, files[path], send_data) for path in chunk]
+        final = index == len(chunks) - 1
+        reply = client.request(
+            "sync",
+            {
+                "root": str(root),
+                "base": cache.state,
+                "target": target,
+                "files": items,
+                "deleted": deleted if final else [],
+                "transaction": transaction,
+                "final": final,
+                "total_files": len(changed),
+                "total_bytes": total_bytes,
+            },
+            timeout=300,
+        )["body"]
+        done_files += len(items)
+        done_bytes += sum(len(i.get("data", b"")) for i in items)
+        if on_progress is not None:
+            on_progress(done_bytes, total_bytes, done_files, len(changed))
+    cache.acked = {p: e.sha256 for p, e in files.items()}
+    cache.state, cache.mode = reply["state"], reply["mode"]
+
+
+def _file_item(root: Path, path: str, entry: FileEntry, send_data: bool) -> dict[str, Any]:
+    if not send_data:
+        return {"path": path, "sha256": entry.sha256}
+    data = (root / path).read_bytes()
+    if sha256_bytes(data) != entry.sha256:
+        raise DaemonError(
+            "changed_during_sync", f"{path} changed while it was being synced", "run again"
+        )
+    return {"path": path, "sha256": entry.sha256, "data": data}
+
+
+def describe_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+__all__ = ["SyncCache", "describe_size", "sync_workspace"]
