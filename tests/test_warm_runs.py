@@ -41,10 +41,10 @@ print("unrelated {unrelated}")
 """
 
 
-def write_box(ws: Workspace, build_says: str = "building", size: int = 3, unrelated: int = 1) -> None:
-    ws.write(
-        "box.py", BOX_SCRIPT.format(build_says=build_says, size=size, unrelated=unrelated)
-    )
+def write_box(
+    ws: Workspace, build_says: str = "building", size: int = 3, unrelated: int = 1
+) -> None:
+    ws.write("box.py", BOX_SCRIPT.format(build_says=build_says, size=size, unrelated=unrelated))
 
 
 def fields(stdout: str) -> dict[str, list[str]]:
@@ -186,7 +186,7 @@ def test_tiny_gpt_sample_prints_the_same_losses_and_keeps_its_model(
     workspace: Workspace,
 ) -> None:
     train = str(SAMPLES / "tiny_gpt" / "train.py")  # its model cache is the gitignored .cache/
-    plain, warm = compare_runs(workspace, train, "--size", "tiny")
+    plain, _ = compare_runs(workspace, train, "--size", "tiny")
     assert plain.returncode == 0, plain.stderr
     losses = re.findall(r"^step \d+/5 loss \d+\.\d{4}$", plain.stdout, re.MULTILINE)
     assert len(losses) == 5
