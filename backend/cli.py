@@ -123,6 +123,12 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         out = sys.stdout.buffer if body["stream"] == "stdout" else sys.stderr.buffer
         out.write(body["data"])
         out.flush()
+    elif msg["type"] == "debug_ready":
+        mapped = "".join(
+            f" (your {m['localRoot']} is {m['remoteRoot']} there)" for m in body["path_mappings"]
+        )
+        waiting = "; waiting for a DAP client to attach" if body["wait"] else ""
+        _err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
         if body["message"] and body["reason"] != "exited":
             _err(body["message"])
@@ -179,6 +185,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
         "env": dict(os.environ),
         "queue": ns.queue,
         "root": str(workspace),
+        "debug": ns.debug,
+        "wait": not ns.no_wait,
+        "just_my_code": not ns.all_code,
     }
     limit = Config.load(workspace).max_file_bytes
     report = SyncReport()
@@ -320,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "run a script on the warm worker, as `python ENTRY ARGS` would")
     run.add_argument("--queue", action="store_true", help="wait for a running run, don't cancel it")
+    run.add_argument(
+        "--debug", action="store_true", help="run under debugpy; wait for a DAP client to attach"
+    )
+    run.add_argument(
+        "--no-wait", action="store_true", help="with --debug: start at once, attach any time"
+    )
+    run.add_argument(
+        "--all-code", action="store_true", help="with --debug: step into library code too"
+    )
     run.add_argument("entry", help="the script to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     run.set_defaults(func=cmd_run)

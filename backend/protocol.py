@@ -16,7 +16,18 @@ PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest signed payload accepted; bigger messages get an ``oversized`` error."""
 
-FEATURES = ["run", "cancel", "stdin", "status", "stop", "release", "queue", "warm", "sync"]
+FEATURES = [
+    "run",
+    "cancel",
+    "stdin",
+    "status",
+    "stop",
+    "release",
+    "queue",
+    "warm",
+    "sync",
+    "debug",
+]
 
 
 class ProtocolError(Exception):
@@ -98,6 +109,9 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         queue=_f(bool, required=False),
         root=_f(str, required=False),
         state=_f(str, required=False),
+        debug=_f(bool, required=False),
+        wait=_f(bool, required=False),
+        just_my_code=_f(bool, required=False),
     ),
     "manifest": _spec("request", root=_f(str)),
     "sync": _spec(
@@ -163,6 +177,16 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "event", worker=_f(int), pid=_f(int), reason=_f(str), warm_lost=_f(list)
     ),
     "warm_changed": _spec("event", worker=_f(int), warm=_f(list)),
+    "debug_ready": _spec(
+        "event",
+        run_id=_f(str, _NONE),
+        worker=_f(int),
+        host=_f(str),
+        port=_f(int),
+        path_mappings=_f(list),
+        just_my_code=_f(bool),
+        wait=_f(bool),
+    ),
     "sync_progress": _spec(
         "event",
         transaction=_f(str),
@@ -182,7 +206,12 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         env=_f(dict),
         workspace=_f(str),
         path_map=_f(list, _NONE, required=False),
+        debug=_f(bool, required=False),
+        wait=_f(bool, required=False),
+        debug_timeout=_f(int, float, required=False),
+        just_my_code=_f(bool, required=False),
     ),
+    "debug_listening": _spec("worker", run_id=_f(str, _NONE), host=_f(str), port=_f(int)),
     "interrupt": _spec("worker", run_id=_f(str)),
     "feed_stdin": _spec("worker", run_id=_f(str), data=_f(bytes), eof=_f(bool)),
     "forget": _spec("worker", keys=_f(list, _NONE)),

@@ -62,6 +62,8 @@ class Run:
     cancel_deadline: float | None = None
     stdin: list[tuple[bytes, bool]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    announced: bool = False  # run_started has been sent
+    early_output: list[tuple[str, bytes]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,7 +100,7 @@ class Daemon:
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.started = time.time()
         self.stopping = False
-        self.restart_at: dict[int, float] = {}
+        self.restart_at: dict[int, tuple[float, str, list[str]]] = {}  # when, why, warm lost
         self.fast_deaths: dict[int, int] = {}
         self.handlers: dict[str, Callable[[bytes, dict[str, Any]], None]] = {
             t: getattr(self, f"on_{t}") for t in REQUEST_TYPES
@@ -233,10 +235,10 @@ class Daemon:
                 worker.kill(
                     f"the run did not stop within {self.config.cancel_timeout:g}s of the cancel"
                 )
-        for index, when in list(self.restart_at.items()):
+        for index, (when, death, lost) in list(self.restart_at.items()):
             if now >= when and not self.stopping:
                 del self.restart_at[index]
-                self._spawn(index)
+                self._respawn(index, death, lost)
         if self.stopping:
             for worker in self.workers.values():
                 if worker.kill_requested is None and now > worker.started + 1e9:
@@ -344,6 +346,10 @@ class Daemon:
             "env": dict(body["env"]),
             "workspace": str(self.workspace),
             "path_map": None,
+            "debug": bool(body.get("debug")),
+            "wait": body.get("wait", True),
+            "debug_timeout": self.config.debug_timeout,
+            "just_my_code": body.get("just_my_code", True),
         }
         path_map = self.syncer.path_map(root) if root else None
         if path_map is not None:
@@ -473,6 +479,7 @@ class Daemon:
             "warm": worker.warm,
             "memory": {"rss": worker.rss_bytes(), **worker.memory},
             "run_id": worker.current_run.run_id if worker.current_run else None,
+            "debug": worker.debug,
         }
 
     def on_stop(self, identity: bytes, msg: dict[str, Any]) -> None:
@@ -540,6 +547,7 @@ class Daemon:
         warm_reused: list[str] | None = None,
         warm_lost: bool = False,
     ) -> None:
+        self._flush_early_output(run)  # a worker that died before exec_started still said things
         run.state = "finished"
         duration = time.time() - (run.started or run.requested)
         run.summary = {"exit_code": exit_code, "reason": reason, "duration": round(duration, 4)}
@@ -569,7 +577,13 @@ class Daemon:
 
     def _spawn(self, index: int) -> WorkerProcess:
         worker = spawn_worker(
-            index, self.worker_address, self.key, self.workspace, self.config.prewarm, log
+            index,
+            self.worker_address,
+            self.key,
+            self.workspace,
+            self.config.prewarm,
+            log,
+            debug_at_start=self.config.debug_listen_at_start,
         )
         self.workers[index] = worker
         return worker
@@ -629,6 +643,14 @@ class Daemon:
                 },
             ),
         )
+        self._flush_early_output(run)
+
+    def _flush_early_output(self, run: Run) -> None:
+        """Send output that reached the daemon before exec_started, now that run_started is out."""
+        run.announced = True
+        for stream, data in run.early_output:
+            self._send_stream(run, stream, data)
+        run.early_output.clear()
 
     def _on_exec_done(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         self._drain_output(worker)
@@ -647,6 +669,28 @@ class Daemon:
         worker.warm, worker.memory = body["warm"], body["memory"]
         if changed:
             self.broadcast("warm_changed", {"worker": worker.index, "warm": worker.warm})
+
+    def _on_debug_listening(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
+        worker.debug = {"host": body["host"], "port": body["port"]}
+        run = worker.current_run
+        if run is not None and run.run_id != body["run_id"]:
+            run = None
+        mappings = []
+        if run is not None and run.body["path_map"]:
+            remote, local = run.body["path_map"]
+            mappings = [{"localRoot": local, "remoteRoot": remote}]
+        event = {
+            "run_id": run.run_id if run else None,
+            "worker": worker.index,
+            **worker.debug,
+            "path_mappings": mappings,
+            "just_my_code": run.body["just_my_code"] if run else True,
+            "wait": run.body["wait"] if run else False,
+        }
+        if run is None:
+            self.broadcast("debug_ready", event)
+        else:
+            self.send(run.client, make_message("debug_ready", event))
 
     def _on_worker_log(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         log.log(
@@ -673,6 +717,14 @@ class Daemon:
                 "worker %d %s: %s", worker.index, stream, data.decode(errors="replace").rstrip()
             )
             return
+        if not run.announced:
+            # exec_started comes over the worker's socket, its output over pipes: the script
+            # may print before the daemon hears that it started. Keep run_started first.
+            run.early_output.append((stream, data))
+            return
+        self._send_stream(run, stream, data)
+
+    def _send_stream(self, run: Run, stream: str, data: bytes) -> None:
         run.seq += 1
         self.send(
             run.client,
@@ -725,19 +777,18 @@ class Daemon:
                 count,
                 delay,
             )
-        self.restart_at[worker.index] = time.time() + delay
         if delay == 0.0:
-            del self.restart_at[worker.index]
-            new = self._spawn(worker.index)
-            self.broadcast(
-                "worker_restarted",
-                {
-                    "worker": worker.index,
-                    "pid": new.pid,
-                    "reason": death,
-                    "warm_lost": lost,
-                },
-            )
+            self._respawn(worker.index, death, lost)
+        else:
+            self.restart_at[worker.index] = (time.time() + delay, death, lost)
+
+    def _respawn(self, index: int, death: str, lost: list[str]) -> None:
+        """Start a worker in place of a dead one and tell every client, delayed or not."""
+        new = self._spawn(index)
+        self.broadcast(
+            "worker_restarted",
+            {"worker": index, "pid": new.pid, "reason": death, "warm_lost": lost},
+        )
 
 
 def _map_into_mirror(fields: dict[str, Any], daemon_root: str, client_root: str) -> dict[str, Any]:

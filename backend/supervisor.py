@@ -50,6 +50,7 @@ class WorkerProcess:
     memory: dict[str, Any] = field(default_factory=dict)
     pidfd: int | None = None
     kill_requested: str | None = None
+    debug: dict[str, Any] | None = None  # debugpy's host and port, once listening
     pending_shutdown: bool = False
 
     @property
@@ -104,11 +105,19 @@ class WorkerProcess:
 
 
 def spawn_worker(
-    index: int, address: str, key: str, workspace: Path, prewarm: Path | None, log: Any
+    index: int,
+    address: str,
+    key: str,
+    workspace: Path,
+    prewarm: Path | None,
+    log: Any,
+    debug_at_start: bool = False,
 ) -> WorkerProcess:
     """Start ``python -m hotswap.runner`` connected back to the daemon at ``address``."""
     argv = [
         sys.executable,
+        "-X",
+        "frozen_modules=off",  # so debugpy can bind breakpoints in any module
         "-m",
         "hotswap.runner",
         "--connect",
@@ -120,6 +129,8 @@ def spawn_worker(
     ]
     if prewarm is not None:
         argv += ["--prewarm", str(prewarm)]
+    if debug_at_start:
+        argv.append("--debug-listen")
     env = dict(os.environ, HOTSWAP_WORKER_KEY=key)
     env.pop("PYTHONSTARTUP", None)
     proc = subprocess.Popen(

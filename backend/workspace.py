@@ -85,6 +85,8 @@ class Config:
         self.cancel_timeout = 5.0
         self.workers = 1
         self.max_file_bytes = 50 * 1024 * 1024
+        self.debug_timeout = 60.0
+        self.debug_listen_at_start = False
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
@@ -104,7 +106,14 @@ class Config:
 
     @classmethod
     def from_table(cls, table: dict[str, Any], workspace: Path, source: Path) -> Config:
-        known = {"prewarm", "cancel_timeout", "workers", "max_file_mb"}
+        known = {
+            "prewarm",
+            "cancel_timeout",
+            "workers",
+            "max_file_mb",
+            "debug_timeout",
+            "debug_listen_at_start",
+        }
         unknown = set(table) - known
         if unknown:
             raise ValueError(
@@ -120,6 +129,17 @@ class Config:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{source}: [tool.hotswap] cancel_timeout must be seconds > 0")
             config.cancel_timeout = float(value)
+        if "debug_timeout" in table:
+            value = table["debug_timeout"]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{source}: [tool.hotswap] debug_timeout must be seconds > 0")
+            config.debug_timeout = float(value)
+        if "debug_listen_at_start" in table:
+            if not isinstance(table["debug_listen_at_start"], bool):
+                raise ValueError(
+                    f"{source}: [tool.hotswap] debug_listen_at_start must be true or false"
+                )
+            config.debug_listen_at_start = table["debug_listen_at_start"]
         if "max_file_mb" in table:
             value = table["max_file_mb"]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

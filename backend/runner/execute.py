@@ -55,6 +55,7 @@ class RunRequest:
     env: dict[str, str]
     workspace: str
     path_map: PathMap | None = None
+    debug: bool = False
 
 
 @dataclass
@@ -120,6 +121,10 @@ def execute(request: RunRequest) -> RunOutcome:
     outcome = RunOutcome(exit_code=0, duration=0.0)
     try:
         _enter_script_environment(request, entry)
+        if request.debug:
+            from .debug import trace_this_run
+
+            trace_this_run()
         with exit_handlers:
             outcome.exit_code, outcome.error = run_main(entry, request.path_map)
             exit_handlers.run(_report_atexit_error)
@@ -129,6 +134,10 @@ def execute(request: RunRequest) -> RunOutcome:
         outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
     finally:
         _flush_all()
+        if request.debug:
+            from .debug import stop_tracing
+
+            stop_tracing()
         state.restore()
         user.purge()
     outcome.interrupted = outcome.exit_code == KEYBOARD_INTERRUPT_EXIT

@@ -178,8 +178,10 @@ class ProcessState:
 
     def restore(self) -> None:
         _restore_signals(self.signals)
-        sys.settrace(None)
-        sys.setprofile(None)
+        if sys.gettrace() is not None:  # pydevd warns about any settrace call
+            sys.settrace(None)
+        if sys.getprofile() is not None:
+            sys.setprofile(None)
         threading.settrace(None)  # type: ignore[arg-type,unused-ignore]
         threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
         sys.stdin, sys.stdout, sys.stderr = self.streams

@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from ..warm import WarmCache, install
+from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
     KEYBOARD_INTERRUPT_EXIT,
     RunOutcome,
@@ -80,13 +81,15 @@ class Worker:
             env=dict(job["env"]),
             workspace=job["workspace"],
             path_map=tuple(job["path_map"]) if job.get("path_map") else None,
+            debug=bool(job.get("debug")),
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
         outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
         try:
             self.link.begin_run(request.run_id)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            outcome = execute(request)
+            refused = self.attach_debugger(request, job) if request.debug else None
+            outcome = refused or execute(request)
         except Exception:  # a bug of ours, not the script's: say so instead of dying
             print("hotswap: internal error in the runner (please report):", file=sys.stderr)
             traceback.print_exc()
@@ -107,6 +110,33 @@ class Worker:
             )
             release_run_memory()
             self.report_warm()
+
+    def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
+        host, port = ensure_listening()
+        self.link.send("debug_listening", {"run_id": run_id, "host": host, "port": port})
+        return host, port
+
+    def attach_debugger(self, request: RunRequest, job: dict[str, Any]) -> RunOutcome | None:
+        """Listen, announce, and (unless --no-wait) wait for a debugger; an outcome if the
+        run cannot go on."""
+        host, port = self.announce_debugger(request.run_id)
+        if not job.get("wait", True):
+            return None
+        timeout = float(job.get("debug_timeout", 60.0))
+        try:
+            wait_for_debugger(timeout)
+        except DebuggerTimeout:
+            print(
+                f"hotswap: no debugger attached to {host}:{port} within {timeout:g}s, so the run "
+                "did not start. Attach a DAP client (VS Code: Debug on Warm GPU; nvim-dap: "
+                "attach to that host and port), or run with --no-wait.",
+                file=sys.stderr,
+            )
+            return RunOutcome(exit_code=1, duration=timeout)
+        except KeyboardInterrupt:
+            print("hotswap: cancelled while waiting for a debugger", file=sys.stderr)
+            return RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
+        return None
 
 
 def start_prewarm(path: str, workspace: str) -> threading.Thread:
@@ -132,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--prewarm")
+    parser.add_argument("--debug-listen", action="store_true")
     args = parser.parse_args(argv)
     key = os.environ.pop("HOTSWAP_WORKER_KEY", "")
     if not key:
@@ -143,8 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     worker = Worker(link)
     install(worker.cache)
     link.start()
+    link.send("worker_ready", {"pid": os.getpid(), "python": sys.version.split()[0]})
+    if args.debug_listen:
+        worker.announce_debugger(None)
     if args.prewarm:
         start_prewarm(args.prewarm, args.workspace)
-    link.send("worker_ready", {"pid": os.getpid(), "python": sys.version.split()[0]})
     worker.serve()
     link.close()
