@@ -100,6 +100,7 @@ class Daemon:
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.started = time.time()
         self.stopping = False
+        self.stop_deadline = 0.0
         self.restart_at: dict[int, tuple[float, str, list[str]]] = {}  # when, why, warm lost
         self.fast_deaths: dict[int, int] = {}
         self.handlers: dict[str, Callable[[bytes, dict[str, Any]], None]] = {
@@ -239,10 +240,11 @@ class Daemon:
             if now >= when and not self.stopping:
                 del self.restart_at[index]
                 self._respawn(index, death, lost)
-        if self.stopping:
+        if self.stopping and now > self.stop_deadline:
             for worker in self.workers.values():
-                if worker.kill_requested is None and now > worker.started + 1e9:
-                    pass
+                if worker.kill_requested is None:
+                    log.warning("worker %d did not shut down; killing it", worker.index)
+                    worker.kill("the daemon stopped")
 
     # -- clients --------------------------------------------------------------------
 
@@ -505,6 +507,7 @@ class Daemon:
         if self.stopping:
             return
         self.stopping = True
+        self.stop_deadline = time.time() + self.config.cancel_timeout + 5.0
         while self.pending:
             self._finish(self.pending.popleft(), CANCELLED_EXIT, "cancelled", "the daemon stopped")
         for worker in self.workers.values():
@@ -762,10 +765,14 @@ class Daemon:
                 self._finish(
                     run, exit_code_of(returncode), "crashed", restart, warm_lost=bool(lost)
                 )
-        self._restart_later(worker, death, lost)
+        self._restart_later(worker, death, lost, during_run=run is not None)
 
-    def _restart_later(self, worker: WorkerProcess, death: str, lost: list[str]) -> None:
-        fast = time.time() - worker.started < 2.0 and not worker.kill_requested
+    def _restart_later(
+        self, worker: WorkerProcess, death: str, lost: list[str], during_run: bool
+    ) -> None:
+        """Restart at once; back off only for a worker that keeps dying on its own at start
+        (a broken prewarm), not for scripts that crash it."""
+        fast = time.time() - worker.started < 2.0 and not worker.kill_requested and not during_run
         count = self.fast_deaths.get(worker.index, 0) + 1 if fast else 0
         self.fast_deaths[worker.index] = count
         delay = 0.0 if count == 0 else min(30.0, 0.25 * 2**count)

@@ -242,8 +242,10 @@ def resolve_inside(root: Path, rel: str) -> Path:
         current = current / name
         try:
             st = os.lstat(current)
-        except FileNotFoundError:
-            return Path(root) / rel  # the rest does not exist yet: nothing to follow
+        except (FileNotFoundError, NotADirectoryError):
+            # The rest does not exist yet (or goes under a file the diff deletes, as when
+            # a file `data` becomes a folder `data/`): nothing to follow.
+            return Path(root) / rel
         if stat.S_ISLNK(st.st_mode):
             target = os.path.realpath(current)
             if not (target == real_root or target.startswith(real_root + os.sep)):
@@ -322,6 +324,7 @@ class WorkspaceState:
             check_relative_path(path)
             if self.mirror:
                 resolve_inside(self.root, path)
+        _check_no_file_as_folder(staged, self.files, set(deleted))
         digest = Digest()
         digest.value = self.digest.value
         for path in deleted:
@@ -341,22 +344,23 @@ class WorkspaceState:
         temps: list[tuple[str, Path]] = []
         try:
             for item in files:
-                final = self.root / item["path"]
-                final.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".hotswap-", dir=final.parent)
+                # Staged at the root: a file's folder may exist only once the deletes are
+                # done (a file `data` replaced by `data/x.py`).
+                fd, tmp = tempfile.mkstemp(prefix=".hotswap-", dir=self.root)
                 with os.fdopen(fd, "wb") as f:
                     f.write(item["data"])
-                temps.append((tmp, final))
+                temps.append((tmp, self.root / item["path"]))
         except BaseException:
             for tmp, _ in temps:
                 Path(tmp).unlink(missing_ok=True)
             raise
-        for tmp, final in temps:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
         for path in deleted:
             (self.root / path).unlink(missing_ok=True)
             _prune_empty_parents(self.root, self.root / path)
+        for tmp, final in temps:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
 
     def _verify_on_disk(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
         for item in files:
@@ -387,6 +391,19 @@ class WorkspaceState:
                 self.digest.remove(path, old)
             self.files[path] = sha
             self.digest.add(path, sha)
+
+
+def _check_no_file_as_folder(
+    staged: dict[str, str], files: dict[str, str], deleted: set[str]
+) -> None:
+    """A new file's folders must not be files that stay: caught here, before anything is
+    written, rather than half-way through the writes."""
+    for path in staged:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in staged or (parent in files and parent not in deleted):
+                raise UnsafePath(f"{path!r}: {parent!r} is a file, not a folder")
 
 
 def _prune_empty_parents(root: Path, path: Path) -> None:

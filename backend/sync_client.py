@@ -75,13 +75,13 @@ def sync_workspace(
     """Bring the daemon to this workspace's saved state; return that state's digest."""
     cache = SyncCache(state_dir(root) / "sync-client.json", daemon_identity(client))
     files, skipped = scan(root, cache.entries, max_file_bytes)
-    for item in skipped:
-        if on_skip is not None:
-            on_skip(item)
     before = (dict(cache.entries), cache.acked, cache.state)
     cache.entries = files
     if cache.acked is None or cache.state is None:
         _fetch_manifest(client, root, cache)
+    if on_skip is not None and cache.mode != "in_place":  # in place, nothing needs to travel
+        for item in skipped:
+            on_skip(item)
     try:
         _push(client, root, files, cache, on_progress)
     except DaemonError as exc:

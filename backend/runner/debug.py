@@ -6,7 +6,6 @@ debugpy allows one ``listen()`` per process, so the worker listens lazily on its
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -28,14 +27,30 @@ def ensure_listening() -> tuple[str, int]:
     """Start debugpy's DAP server on loopback (once); return its (host, port)."""
     global _address
     if _address is None:
-        # The runner's frames are not the user's: pydevd reads this when listening starts.
-        os.environ["PYDEVD_FILTERS"] = json.dumps({f"{HOTSWAP_DIR}/**": True})
         os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # we start with frozen modules off
         import debugpy
 
         host, port = debugpy.listen(("127.0.0.1", 0))
+        _hide_runner_frames()
         _address = (str(host), int(port))
     return _address
+
+
+def _hide_runner_frames() -> None:
+    """The runner's frames are not the user's: neither traced nor shown in stack traces.
+
+    PYDEVD_FILTERS would not last: every ``attach`` replaces pydevd's exclude filters with the
+    client's ``rules``. pydevd's don't-trace patterns (how debugpy hides itself) stay.
+    """
+    import pydevd
+    from _pydevd_bundle.pydevd_api import PyDevdAPI
+
+    py_db = pydevd.get_global_debugger()
+    current = py_db.dont_trace_external_files
+    start = (*getattr(current, "start_patterns", ()), HOTSWAP_DIR + os.sep)
+    PyDevdAPI().set_dont_trace_start_end_patterns(
+        py_db, start, getattr(current, "end_patterns", ())
+    )
 
 
 def wait_for_debugger(timeout: float) -> None:

@@ -112,8 +112,7 @@ def _owned(roots: tuple[str, ...], filename: str) -> bool:
 def execute(request: RunRequest) -> RunOutcome:
     """Run the request's entry; always returns, whatever the script does."""
     started = time.perf_counter()
-    entry = os.path.join(request.cwd, os.path.expanduser(request.entry))
-    entry = os.path.abspath(entry)
+    entry = _absolute_entry(request.cwd, os.path.expanduser(request.entry))
     user = UserCode([request.workspace, os.path.dirname(os.path.realpath(entry))])
     state = ProcessState.capture()
     _prepare(user)
@@ -127,8 +126,9 @@ def execute(request: RunRequest) -> RunOutcome:
             trace_this_run()
         with exit_handlers:
             outcome.exit_code, outcome.error = run_main(entry, request.path_map)
+            _join_run_threads(state)  # the interpreter joins threads before atexit handlers
             exit_handlers.run(_report_atexit_error)
-        _wait_for_run_children(state)
+        _join_run_processes()
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
         _print_uncaught(exc, request.path_map)
         outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
@@ -145,6 +145,12 @@ def execute(request: RunRequest) -> RunOutcome:
     outcome.warm_reused = sorted(set(cache.reused)) if cache else []
     outcome.duration = time.perf_counter() - started
     return outcome
+
+
+def _absolute_entry(cwd: str, entry: str) -> str:
+    """The script path as python makes it absolute: joined to the cwd but not normalized
+    (``sub/../x.py`` stays), so ``__file__`` and tracebacks read the same."""
+    return entry if os.path.isabs(entry) else f"{cwd}{os.sep}{entry}"
 
 
 def _prepare(user: UserCode) -> None:
@@ -164,11 +170,14 @@ def _enter_script_environment(request: RunRequest, entry: str) -> None:
     apply_environ(request.env)
     sys.argv[:] = [request.entry, *request.args]
     extra = [p for p in request.env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    base = [p for p in sys.path[1:] if p not in extra]
+    base = [p for p in sys.path if p not in extra]  # the worker keeps no slot for a script
     sys.path[:] = [os.path.dirname(os.path.realpath(entry)), *extra, *base]
     sys.stdin = _text_stream(0, "r")
     sys.stdout = _text_stream(1, "w")
     sys.stderr = _text_stream(2, "w", errors="backslashreplace")
+    # In python these are sys.stdout etc. at start; what a script writes to them is its output,
+    # not something for the worker's own block-buffered pipes.
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr  # type: ignore[misc]
 
 
 def _text_stream(fd: int, mode: str, errors: str = "strict") -> io.TextIOWrapper:
@@ -205,10 +214,12 @@ def run_main(entry: str, path_map: PathMap | None = None) -> tuple[int, dict[str
 
 def _fresh_main_module(entry: str) -> types.ModuleType:
     module = types.ModuleType("__main__")
+    module.__loader__ = importlib.machinery.SourceFileLoader("__main__", entry)
+    # The interpreter's own __main__ starts with these, in this order (pylifecycle.c).
+    module.__annotations__ = {}
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
     module.__file__ = entry
     module.__cached__ = None  # type: ignore[attr-defined]
-    module.__loader__ = importlib.machinery.SourceFileLoader("__main__", entry)
-    module.__builtins__ = builtins  # type: ignore[attr-defined]
     return module
 
 
@@ -290,19 +301,21 @@ def _print_mapped(exc: BaseException, path_map: PathMap) -> None:
     print("".join(report.format()), end="", file=sys.stderr)
 
 
-def _report_atexit_error(exc: BaseException) -> None:
+def _report_atexit_error(func: Any, exc: BaseException) -> None:
+    """As python reports it (an unraisable exception, since 3.10)."""
     exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
-    if sys.version_info >= (3, 12):
-        print("Exception ignored in atexit callback:", file=sys.stderr)
-    else:
-        print("Error in atexit._run_exitfuncs:", file=sys.stderr)
+    print(f"Exception ignored in atexit callback: {func!r}", file=sys.stderr)
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
-def _wait_for_run_children(state: ProcessState) -> None:
-    """As at interpreter exit: join non-daemon threads and processes the run started."""
+def _join_run_threads(state: ProcessState) -> None:
+    """As at interpreter exit: join the non-daemon threads the run started."""
     for thread in state.new_threads():
         thread.join()
+
+
+def _join_run_processes() -> None:
+    """As multiprocessing's own exit handler: stop daemonic children, join the others."""
     mp = sys.modules.get("multiprocessing")
     if mp is not None:
         for child in mp.active_children():
@@ -312,9 +325,9 @@ def _wait_for_run_children(state: ProcessState) -> None:
 
 
 def _flush_all() -> None:
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(Exception):
-            stream.flush()
+            stream.flush()  # type: ignore[union-attr]
     with contextlib.suppress(Exception):  # C-level stdio buffers (printf in extensions)
         ctypes.CDLL(None).fflush(None)
 

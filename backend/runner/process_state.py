@@ -138,6 +138,7 @@ class ProcessState:
     environ: dict[str, str]
     main_module: Any
     streams: tuple[Any, Any, Any]
+    original_streams: tuple[Any, Any, Any]
     hooks: tuple[Any, Any, Any, Any]
     recursion_limit: int
     loggers: dict[str, LoggerState]
@@ -157,6 +158,7 @@ class ProcessState:
             environ=dict(os.environ),
             main_module=sys.modules.get("__main__"),
             streams=(sys.stdin, sys.stdout, sys.stderr),
+            original_streams=(sys.__stdin__, sys.__stdout__, sys.__stderr__),
             hooks=(sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook),
             recursion_limit=sys.getrecursionlimit(),
             loggers=_logger_states(),
@@ -185,6 +187,7 @@ class ProcessState:
         threading.settrace(None)  # type: ignore[arg-type,unused-ignore]
         threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
         sys.stdin, sys.stdout, sys.stderr = self.streams
+        sys.__stdin__, sys.__stdout__, sys.__stderr__ = self.original_streams  # type: ignore[misc]
         sys.excepthook, sys.displayhook, sys.breakpointhook, sys.unraisablehook = self.hooks
         sys.setrecursionlimit(self.recursion_limit)
         with contextlib.suppress(OSError):
@@ -249,11 +252,11 @@ class RunExitHandlers:
         self._handlers = [h for h in self._handlers if h[0] != func]
         self._real[1](func)
 
-    def run(self, report: Callable[[BaseException], None]) -> None:
+    def run(self, report: Callable[[Callable[..., Any], BaseException], None]) -> None:
         """Call the handlers last-registered first, as the interpreter does at exit."""
         while self._handlers:
             func, args, kwargs = self._handlers.pop()
             try:
                 func(*args, **kwargs)
             except BaseException as exc:
-                report(exc)
+                report(func, exc)
