@@ -192,7 +192,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     limit = Config.load(workspace).max_file_bytes
     report = SyncReport()
     for attempt in (1, 2):
-        body["state"] = sync_workspace(client, workspace, limit, report.progress, report.skipped)
+        body["state"] = sync_workspace(
+            client, workspace, limit, report.progress, report.skipped, resync=attempt == 2
+        )
         try:
             reply = client.request("run", body)
             break
@@ -271,12 +273,14 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     if client is None:
         print(f"no hotswap daemon serves {workspace}")
         return 0
-    pid = int(client.connection["pid"])
+    # A --backend daemon's pid is a process of its own host (0 for an address): waiting for
+    # it here, or killing it (os.kill(0) is our own process group), would hit the wrong one.
+    pid = 0 if ns.backend else int(client.connection["pid"])
     client.request("stop")
     deadline = time.monotonic() + ns.timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
+    while pid > 0 and pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if pid_alive(pid):
+    if pid > 0 and pid_alive(pid):
         _err(f"the daemon (pid {pid}) did not stop within {ns.timeout:g}s; killing it")
         os.kill(pid, signal.SIGKILL)
     print(f"stopped the hotswap daemon of {client.connection.get('workspace', workspace)}")

@@ -101,6 +101,7 @@ class Daemon:
         self.started = time.time()
         self.stopping = False
         self.stop_deadline = 0.0
+        self.records_saved = 0.0
         self.restart_at: dict[int, tuple[float, str, list[str]]] = {}  # when, why, warm lost
         self.fast_deaths: dict[int, int] = {}
         self.handlers: dict[str, Callable[[bytes, dict[str, Any]], None]] = {
@@ -174,6 +175,7 @@ class Daemon:
         self.begin_stop()
 
     def _close(self) -> None:
+        self.syncer.save_records()
         path = connection_path(self.workspace)
         try:
             import json
@@ -240,6 +242,9 @@ class Daemon:
             if now >= when and not self.stopping:
                 del self.restart_at[index]
                 self._respawn(index, death, lost)
+        if now - self.records_saved > 1.0:
+            self.syncer.save_records()
+            self.records_saved = now
         if self.stopping and now > self.stop_deadline:
             for worker in self.workers.values():
                 if worker.kill_requested is None:

@@ -7,6 +7,7 @@ path safety, and applying a diff to a daemon-side workspace, mirrored or in plac
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -277,17 +278,45 @@ class WorkspaceState:
         self.mirror = mirror
         self.files: dict[str, str] = {}
         self.digest = Digest()
+        self.dirty = False
         if mirror:
             root.mkdir(parents=True, exist_ok=True)
-            self.adopt_disk(1 << 62)
+            self.adopt_disk(1 << 62, self._load_record())
 
-    def adopt_disk(self, max_file_bytes: int) -> None:
+    def adopt_disk(self, max_file_bytes: int, record: dict[str, str] | None = None) -> None:
         """What is on disk is the state: a restarted daemon keeps its mirror, and in place
-        the client's folder is ours to read, so only files that differ need to travel."""
+        the client's folder is ours to read, so only files that differ need to travel.
+
+        With a mirror's ``record`` (the synced files it last saved), only recorded files whose
+        content is intact count: files a script wrote into the mirror are not the client's to
+        delete, and a record that fell behind only costs a resend.
+        """
         found, _ = scan(self.root, max_file_bytes=max_file_bytes)
         for path, entry in found.items():
-            self.files[path] = entry.sha256
-            self.digest.add(path, entry.sha256)
+            if record is None or record.get(path) == entry.sha256:
+                self.files[path] = entry.sha256
+                self.digest.add(path, entry.sha256)
+
+    @property
+    def _record_path(self) -> Path:
+        return self.root / ".hotswap" / "mirror-files.json"
+
+    def _load_record(self) -> dict[str, str] | None:
+        try:
+            record = json.loads(self._record_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def save_record(self) -> None:
+        """Persist the mirror's synced file list (called off the sync's hot path)."""
+        if not self.mirror or not self.dirty:
+            return
+        self._record_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.files, separators=(",", ":")))
+        os.replace(tmp, self._record_path)
+        self.dirty = False
 
     def state(self) -> str:
         return self.digest.hex()
@@ -381,6 +410,7 @@ class WorkspaceState:
                 )
 
     def _commit(self, staged: dict[str, str], deleted: list[str]) -> None:
+        self.dirty = True
         for path in deleted:
             sha = self.files.pop(path, None)
             if sha is not None:
@@ -476,6 +506,10 @@ class Syncer:
         del self._staging[body["transaction"]]
         state.apply(staged["files"], staged["deleted"], body["target"])
         return {"state": state.state(), "mode": "mirror" if state.mirror else "in_place"}
+
+    def save_records(self) -> None:
+        for state in self._states.values():
+            state.save_record()
 
     def staged(self, transaction: str) -> dict[str, Any]:
         return self._staging.get(transaction, {"files": [], "deleted": []})

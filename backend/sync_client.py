@@ -57,6 +57,7 @@ class SyncCache:
                 "state": self.state,
                 "mode": self.mode,
             },
+            compact=True,
         )
 
 
@@ -71,24 +72,31 @@ def sync_workspace(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     on_progress: Progress | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
+    resync: bool = False,
+    on_reply: Callable[[dict[str, Any]], None] | None = None,
 ) -> str:
-    """Bring the daemon to this workspace's saved state; return that state's digest."""
+    """Bring the daemon to this workspace's saved state; return that state's digest.
+
+    ``resync`` asks for the daemon's manifest first: our acknowledged state may be stale
+    even when nothing changed here (another client synced since). ``on_reply`` sees each
+    sync_reply body (the bench reads its ``elapsed_ms``).
+    """
     cache = SyncCache(state_dir(root) / "sync-client.json", daemon_identity(client))
     files, skipped = scan(root, cache.entries, max_file_bytes)
     before = (dict(cache.entries), cache.acked, cache.state)
     cache.entries = files
-    if cache.acked is None or cache.state is None:
+    if resync or cache.acked is None or cache.state is None:
         _fetch_manifest(client, root, cache)
     if on_skip is not None and cache.mode != "in_place":  # in place, nothing needs to travel
         for item in skipped:
             on_skip(item)
     try:
-        _push(client, root, files, cache, on_progress)
+        _push(client, root, files, cache, on_progress, on_reply)
     except DaemonError as exc:
         if exc.ename != "resync":
             raise
         _fetch_manifest(client, root, cache)  # lost message, restarted daemon, other client
-        _push(client, root, files, cache, on_progress)
+        _push(client, root, files, cache, on_progress, on_reply)
     if (cache.entries, cache.acked, cache.state) != before:
         cache.save()
     assert cache.state is not None
@@ -106,6 +114,7 @@ def _push(
     files: dict[str, FileEntry],
     cache: SyncCache,
     on_progress: Progress | None,
+    on_reply: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     assert cache.acked is not None and cache.state is not None
     changed, deleted = plan_diff(files, cache.acked)
@@ -134,6 +143,8 @@ def _push(
             },
             timeout=300,
         )["body"]
+        if on_reply is not None:
+            on_reply(reply)
         done_files += len(items)
         done_bytes += sum(len(i.get("data", b"")) for i in items)
         if on_progress is not None:

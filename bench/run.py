@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import signal
+import statistics
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from common import HOTSWAP, PYTHON, REPO, SAMPLE, env, median_of, scratch_workspace, timed
 
@@ -36,12 +44,73 @@ def bench_hello(ws: Path) -> dict[str, float]:
     return {"python_hello_s": python, "hotswap_hello_s": hot, "overhead_ms": (hot - python) * 1e3}
 
 
+def generate_workspace(root: Path, files: int, file_bytes: int) -> None:
+    """``files`` files of random bytes, 100 to a folder, like a project with its data."""
+    for i in range(files):
+        path = root / f"pkg{i // 100:03d}" / f"m{i % 100:02d}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(file_bytes))
+
+
+@contextlib.contextmanager
+def mirror_daemon(mirror: Path) -> Iterator[Path]:
+    """`hotswap serve --mirror DIR` in its own process group; yields its connection file."""
+    proc = subprocess.Popen(
+        [HOTSWAP, "serve", "--mirror", str(mirror)],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    connection = mirror / ".hotswap" / "connection.json"
+    try:
+        while not connection.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"hotswap serve --mirror exited with {proc.returncode}")
+            time.sleep(0.05)
+        yield connection
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def bench_sync(files: int = 10_000, file_bytes: int = 10_000, edits: int = 21) -> dict[str, float]:
+    """First `hotswap run --backend` of a big workspace into a mirror, then the daemon's own
+    time (sync_reply elapsed_ms) to apply a one-file edit in it."""
+    from hotswap.client import DaemonClient
+    from hotswap.sync_client import sync_workspace
+
+    with tempfile.TemporaryDirectory(prefix="hotswap-bench-sync-") as tmp:
+        editor, mirror = Path(tmp) / "editor", Path(tmp) / "mirror"
+        generate_workspace(editor, files, file_bytes)
+        (editor / "trivial.py").write_text("pass\n")
+        with mirror_daemon(mirror) as connection:
+            run = [HOTSWAP, "run", "--workspace", str(editor), "--backend", str(connection)]
+            first = timed([*run, "trivial.py"], editor)
+            client = DaemonClient(json.loads(connection.read_text()), "bench")
+            replies: list[dict[str, Any]] = []
+            for i in range(edits):
+                (editor / "pkg000" / "m00.py").write_text(f"EDIT = {i}\n")
+                sync_workspace(client, editor, on_reply=replies.append)
+            client.close()
+    if len(replies) != edits:
+        raise SystemExit(f"expected {edits} one-file syncs, the daemon replied {len(replies)}")
+    return {
+        "files": files,
+        "megabytes": files * file_bytes / 1e6,
+        "first_sync_s": first,
+        "one_file_sync_ms": statistics.median(r["elapsed_ms"] for r in replies),
+    }
+
+
 def main() -> None:
     results: dict[str, object] = {"machine": f"{platform.machine()}, {platform.processor() or '-'}"}
     with scratch_workspace() as ws:
         results["hello"] = bench_hello(ws)
     with scratch_workspace() as ws:
         results["sample"] = bench_sample(ws)
+    results["sync"] = bench_sync()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     s, h = results["sample"], results["hello"]
@@ -54,6 +123,13 @@ def main() -> None:
     print(f"| `python hello.py` | {h['python_hello_s'] * 1e3:.0f} ms | |")
     print(f"| `hotswap run hello.py` | {h['hotswap_hello_s'] * 1e3:.0f} ms | |")
     print(f"| fixed overhead | {h['overhead_ms']:.0f} ms | <= 50 ms |")
+    y = results["sync"]
+    assert isinstance(y, dict)
+    print(
+        f"| first sync: `hotswap run --backend` of {y['files']:,} files, "
+        f"{y['megabytes']:.0f} MB into `serve --mirror` | {y['first_sync_s']:.1f} s | |"
+    )
+    print(f"| one-file incremental sync, daemon side | {y['one_file_sync_ms']:.1f} ms | <= 10 ms |")
 
 
 if __name__ == "__main__":

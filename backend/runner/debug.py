@@ -7,6 +7,7 @@ debugpy allows one ``listen()`` per process, so the worker listens lazily on its
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 import threading
 
@@ -28,9 +29,13 @@ def ensure_listening() -> tuple[str, int]:
     global _address
     if _address is None:
         os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # we start with frozen modules off
+        hook = sys.breakpointhook
         import debugpy
 
         host, port = debugpy.listen(("127.0.0.1", 0))
+        # Importing debugpy installs its breakpointhook process-wide, and each run restores
+        # the hooks it found: keep the plain one, so only debug runs (trace_this_run) stop.
+        sys.breakpointhook = hook
         _hide_runner_frames()
         _address = (str(host), int(port))
     return _address
@@ -47,7 +52,9 @@ def _hide_runner_frames() -> None:
 
     py_db = pydevd.get_global_debugger()
     current = py_db.dont_trace_external_files
-    start = (*getattr(current, "start_patterns", ()), HOTSWAP_DIR + os.sep)
+    # The worker starts as `python -m hotswap.runner`: runpy's frames sit under ours.
+    ours = (HOTSWAP_DIR + os.sep, runpy.__file__)
+    start = (*getattr(current, "start_patterns", ()), *ours)
     PyDevdAPI().set_dont_trace_start_end_patterns(
         py_db, start, getattr(current, "end_patterns", ())
     )
@@ -82,5 +89,7 @@ def trace_this_run() -> None:
 def stop_tracing() -> None:
     """After a debug run: later runs without debug must not pay for tracing."""
     import debugpy
+    from _pydev_bundle.pydev_monkey import undo_patch_thread_modules
 
     debugpy.trace_this_thread(False)
+    undo_patch_thread_modules()  # or threads of later runs start traced; debug runs re-patch

@@ -235,16 +235,29 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 
 def without_runner_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The traceback with hotswap's own frames taken out (user frames keep their order)."""
+    """The traceback with hotswap's own frames taken out (user frames keep their order).
+
+    A cancel at a breakpoint raises in the debugger's wait loop, which runs in the user's
+    frame's trace call: the traceback ends where the debugger's frames begin, and that user
+    frame, listed twice, is shown once.
+    """
     kept: list[types.TracebackType] = []
-    while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(HOTSWAP_DIR + os.sep):
+    while tb is not None and not _in_debugger(tb.tb_frame.f_code.co_filename):
+        ours = tb.tb_frame.f_code.co_filename.startswith(HOTSWAP_DIR + os.sep)
+        if not ours and not (kept and kept[-1].tb_frame is tb.tb_frame):
             kept.append(tb)
         tb = tb.tb_next
     rebuilt: types.TracebackType | None = None
     for item in reversed(kept):
         rebuilt = types.TracebackType(rebuilt, item.tb_frame, item.tb_lasti, item.tb_lineno)
     return rebuilt
+
+
+def _in_debugger(filename: str) -> bool:
+    debugpy = sys.modules.get("debugpy")  # only a debug run imports it
+    if debugpy is None or not debugpy.__file__:
+        return False
+    return filename.startswith((os.path.dirname(debugpy.__file__) + os.sep, "_pydevd_bundle"))
 
 
 def _to_client(path: str, path_map: PathMap | None) -> str:

@@ -68,6 +68,8 @@ class WorkerLink:
         self._lock = threading.Lock()
         self._current_run: str | None = None
         self._stdin: StdinFeeder | None = None
+        self._early_stdin: list[tuple[str, bytes, bool]] = []
+        self._early_interrupt: str | None = None
         self._main_thread = threading.main_thread().ident
         self._thread = threading.Thread(target=self._loop, name="hotswap-link", daemon=True)
 
@@ -83,6 +85,13 @@ class WorkerLink:
         with self._lock:
             self._stdin = StdinFeeder()
             self._current_run = run_id
+            for early_run, data, eof in self._early_stdin:
+                if early_run == run_id:
+                    self._stdin.feed(data, eof)
+            self._early_stdin.clear()
+            interrupted, self._early_interrupt = self._early_interrupt == run_id, None
+        if interrupted:  # cancelled before it began (we are on the main thread, as SIGINT is)
+            raise KeyboardInterrupt
 
     def end_run(self) -> None:
         with self._lock:
@@ -140,11 +149,19 @@ class WorkerLink:
         with self._lock:
             if self._current_run == body["run_id"] and self._main_thread is not None:
                 signal.pthread_kill(self._main_thread, signal.SIGINT)
+            elif self._current_run is None:
+                # exec is still queued for the main thread: a SIGINT now would be ignored
+                # and the cancel would escalate to killing the worker. Deliver it at begin_run.
+                self._early_interrupt = body["run_id"]
 
     def _on_feed_stdin(self, body: dict[str, Any]) -> None:
         with self._lock:
             if self._current_run == body["run_id"] and self._stdin is not None:
                 self._stdin.feed(body["data"], body["eof"])
+            elif self._current_run is None:
+                # The daemon sends stdin right after exec, which waits in self.jobs until the
+                # main thread begins the run: keep it for then instead of dropping it.
+                self._early_stdin.append((body["run_id"], body["data"], body["eof"]))
 
     def _on_forget(self, body: dict[str, Any]) -> None:
         self.on_forget(body["keys"])
