@@ -148,7 +148,10 @@ def scan(
     skipped: list[Skipped] = []
     for rel, st in _walk(root, "", rules, skipped):
         if st.st_size > max_file_bytes:
-            skipped.append(Skipped(rel, f"larger than {max_file_bytes // (1024 * 1024)} MB"))
+            limit = max_file_bytes / (1024 * 1024)
+            skipped.append(
+                Skipped(rel, f"{st.st_size / (1024 * 1024):.1f} MB, over the {limit:g} MB limit")
+            )
             continue
         old = previous.get(rel)
         if old is not None and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
@@ -339,6 +342,8 @@ class WorkspaceState:
     ) -> dict[str, str]:
         staged: dict[str, str] = {}
         for item in files:
+            if not isinstance(item, dict):
+                raise UnsafePath(f"{item!r:.60}: each file must be a map of path, sha256, data")
             path = check_relative_path(item.get("path"))
             data, sha = item.get("data"), item.get("sha256")
             if not isinstance(sha, str):

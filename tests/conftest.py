@@ -155,12 +155,17 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
 
 
 def compare_runs(
-    ws: Workspace, script: str, *args: str, input: str | None = None
+    ws: Workspace,
+    script: str,
+    *args: str,
+    input: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
     """Run the same script under plain python and under hotswap (twice: cold and warm)."""
-    plain = ws.python(script, *args, input=input)
+    plain = ws.python(script, *args, input=input, cwd=cwd, env=env)
     for _ in range(2):
-        hot = ws.run(script, *args, input=input)
+        hot = ws.run(script, *args, input=input, cwd=cwd, env=env)
         assert (hot.returncode, hot.stdout, hot.stderr) == (
             plain.returncode,
             plain.stdout,

@@ -238,7 +238,7 @@ def test_scan_skips_files_over_the_limit_with_a_reason(tmp_path: Path) -> None:
     files, skipped = scan(tmp_path, max_file_bytes=1000)
     assert set(files) == {"small.py", "exact.bin"}
     assert [s.path for s in skipped] == ["data/huge.bin"]
-    assert "larger than" in skipped[0].reason
+    assert "over the" in skipped[0].reason and "MB limit" in skipped[0].reason
 
 
 def test_scan_reports_symlinks_as_skipped(tmp_path: Path) -> None:
