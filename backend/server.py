@@ -754,8 +754,10 @@ class Daemon:
         del self.workers[worker.index]
         lost = [entry["key"] for entry in worker.warm]
         death = worker.kill_requested or describe_death(returncode)
-        log.warning("worker %d (pid %d) ended: %s", worker.index, worker.pid, death)
-        if worker.pending_shutdown and self.stopping:
+        stopped = worker.pending_shutdown and self.stopping
+        level = logging.INFO if stopped else logging.WARNING
+        log.log(level, "worker %d (pid %d) ended: %s", worker.index, worker.pid, death)
+        if stopped:
             if worker.current_run is not None:
                 self._finish(worker.current_run, CANCELLED_EXIT, "cancelled", "the daemon stopped")
             return

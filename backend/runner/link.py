@@ -72,6 +72,7 @@ class WorkerLink:
         self._early_interrupt: str | None = None
         self._main_thread = threading.main_thread().ident
         self._thread = threading.Thread(target=self._loop, name="hotswap-link", daemon=True)
+        self._closing = False
 
     def start(self) -> None:
         self._thread.start()
@@ -101,8 +102,11 @@ class WorkerLink:
                 self._stdin = None
 
     def close(self) -> None:
-        self._flush_outbox()
-        self._socket.close()
+        """Let the I/O thread send what is queued and stop; only then close its socket."""
+        self._closing = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout=5)
+        self._socket.close(linger=2000)
         self._ctx.term()
 
     # -- I/O thread -----------------------------------------------------------------
@@ -117,6 +121,8 @@ class WorkerLink:
             if self._wake_r in ready:
                 os.read(self._wake_r, 65536)
                 self._flush_outbox()
+                if self._closing:
+                    return
             if self._socket in ready:
                 self._receive()
 
