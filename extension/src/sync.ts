@@ -1,0 +1,385 @@
+/**
+ * Workspace sync, the client half: scan the saved files, digest them as the daemon does, and
+ * send only what changed since the state the daemon last acknowledged (backend/sync_client.py).
+ * It reads the disk, so unsaved editors never travel. No vscode here.
+ */
+
+import { createHash } from "node:crypto";
+import { promises as fs, readFileSync } from "node:fs";
+import * as path from "node:path";
+import ignore, { Ignore } from "ignore";
+import { Bodies, DaemonError, ReplyType, RequestType, SyncFile } from "./protocol";
+import { newId } from "./session";
+
+export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
+export const CHUNK_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_IGNORES = [
+  ".git/",
+  ".hg/",
+  ".svn/",
+  ".hotswap/",
+  ".venv/",
+  "venv/",
+  "__pycache__/",
+  "*.py[co]",
+  "node_modules/",
+  ".mypy_cache/",
+  ".pytest_cache/",
+  ".ruff_cache/",
+  ".tox/",
+  ".nox/",
+  ".ipynb_checkpoints/",
+];
+const MODULUS = 1n << 256n;
+
+export interface FileEntry {
+  size: number;
+  mtimeNs: bigint;
+  sha256: string;
+}
+
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+// -- the digest ---------------------------------------------------------------------
+
+function entryTerm(file: string, sha: string): bigint {
+  return BigInt("0x" + createHash("sha256").update(`${file}\0${sha}`, "utf8").digest("hex"));
+}
+
+/** The order-free digest of {path: sha256}: the sum of per-entry hashes modulo 2**256. */
+export function digestOf(files: Iterable<[string, string]>): string {
+  let value = 0n;
+  for (const [file, sha] of files) {
+    value = (value + entryTerm(file, sha)) % MODULUS;
+  }
+  return value.toString(16).padStart(64, "0");
+}
+
+// -- ignore rules -------------------------------------------------------------------
+
+/** .gitignore (every folder's), .hotswapignore and the defaults, with git's matching. */
+export class IgnoreRules {
+  private readonly specs: Array<{ base: string; spec: Ignore }> = [];
+
+  constructor(readonly root: string) {
+    this.specs.push({ base: "", spec: newSpec(DEFAULT_IGNORES) });
+    this.enter("");
+    this.load("", ".hotswapignore");
+  }
+
+  /** Read the .gitignore of folder `rel` (relative POSIX path, "" for the root). */
+  enter(rel: string): void {
+    this.load(rel, ".gitignore");
+  }
+
+  ignored(rel: string, isDir: boolean): boolean {
+    for (const { base, spec } of this.specs) {
+      if (base && !rel.startsWith(base + "/")) {
+        continue;
+      }
+      const sub = base ? rel.slice(base.length + 1) : rel;
+      if (spec.ignores(isDir ? sub + "/" : sub)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether `rel` or one of its folders is ignored, reading the .gitignore files on the way. */
+  ignoredPath(rel: string): boolean {
+    const parts = rel.split("/");
+    for (let depth = 1; depth <= parts.length; depth++) {
+      const prefix = parts.slice(0, depth).join("/");
+      const isDir = depth < parts.length;
+      if (this.ignored(prefix, isDir)) {
+        return true;
+      }
+      if (isDir && !this.specs.some((s) => s.base === prefix)) {
+        this.enter(prefix);
+      }
+    }
+    return false;
+  }
+
+  private load(rel: string, name: string): void {
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.root, rel, name), "utf8");
+    } catch {
+      return;
+    }
+    this.specs.push({ base: rel, spec: newSpec(text.split(/\r?\n/)) });
+  }
+}
+
+function newSpec(lines: string[]): Ignore {
+  return ignore({ ignorecase: false }).add(lines);
+}
+
+// -- scanning -----------------------------------------------------------------------
+
+/**
+ * Every synced file under `root`: relative POSIX path → size, mtime, sha256. A file whose
+ * size and mtime match `previous` keeps its hash without being read.
+ */
+export async function scan(
+  root: string,
+  previous: Map<string, FileEntry> = new Map(),
+  maxFileBytes = DEFAULT_MAX_FILE_BYTES,
+): Promise<{ files: Map<string, FileEntry>; skipped: Skipped[] }> {
+  const rules = new IgnoreRules(root);
+  const files = new Map<string, FileEntry>();
+  const skipped: Skipped[] = [];
+  for await (const [rel, st] of walk(root, "", rules, skipped)) {
+    if (st.size > BigInt(maxFileBytes)) {
+      skipped.push({ path: rel, reason: `larger than ${Math.floor(maxFileBytes / (1024 * 1024))} MB` });
+      continue;
+    }
+    const old = previous.get(rel);
+    if (old !== undefined && BigInt(old.size) === st.size && old.mtimeNs === st.mtimeNs) {
+      files.set(rel, old);
+      continue;
+    }
+    try {
+      files.set(rel, { size: Number(st.size), mtimeNs: st.mtimeNs, sha256: await sha256File(path.join(root, rel)) });
+    } catch (err) {
+      skipped.push({ path: rel, reason: `unreadable: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+    }
+  }
+  return { files, skipped };
+}
+
+async function* walk(
+  root: string,
+  rel: string,
+  rules: IgnoreRules,
+  skipped: Skipped[],
+): AsyncGenerator<[string, import("node:fs").BigIntStats]> {
+  if (rel) {
+    rules.enter(rel);
+  }
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
+  } catch (err) {
+    skipped.push({ path: rel || ".", reason: `unreadable folder: ${(err as NodeJS.ErrnoException).code}` });
+    return;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const child = rel ? `${rel}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) {
+      if (!rules.ignored(child, true) && !(await exists(path.join(root, child, "pyvenv.cfg")))) {
+        yield* walk(root, child, rules, skipped);
+      }
+    } else if (entry.isFile() && !rules.ignored(child, false)) {
+      try {
+        yield [child, await fs.lstat(path.join(root, child), { bigint: true })];
+      } catch {
+        // vanished between readdir and stat: not part of this state
+      }
+    } else if (entry.isSymbolicLink() && !rules.ignored(child, false)) {
+      skipped.push({ path: child, reason: "a symbolic link (not synced)" });
+    }
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function sha256File(file: string): Promise<string> {
+  return sha256Bytes(await fs.readFile(file));
+}
+
+export function sha256Bytes(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** (paths to send, paths to delete) to turn the acknowledged state into `files`. */
+export function planDiff(files: Map<string, FileEntry>, acked: Map<string, string>): [string[], string[]] {
+  const changed = [...files].filter(([p, e]) => acked.get(p) !== e.sha256).map(([p]) => p);
+  const deleted = [...acked.keys()].filter((p) => !files.has(p));
+  return [changed, deleted];
+}
+
+/** Group paths into chunks of at most CHUNK_BYTES (a bigger file travels alone). */
+export function chunkPaths(paths: string[], files: Map<string, FileEntry>, limit = CHUNK_BYTES): string[][] {
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let size = 0;
+  for (const p of paths) {
+    const entrySize = files.get(p)?.size ?? 0;
+    if (chunk.length > 0 && size + entrySize > limit) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(p);
+    size += entrySize;
+  }
+  if (chunk.length > 0) {
+    chunks.push(chunk);
+  }
+  return chunks;
+}
+
+/** `[tool.hotswap] max_file_mb` of the workspace's pyproject.toml, in bytes. */
+export function maxFileBytesOf(root: string): number {
+  let text: string;
+  try {
+    text = readFileSync(path.join(root, "pyproject.toml"), "utf8");
+  } catch {
+    return DEFAULT_MAX_FILE_BYTES;
+  }
+  const table = /^\[tool\.hotswap\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(text)?.[1] ?? "";
+  const value = /^\s*max_file_mb\s*=\s*([0-9.]+)/m.exec(table)?.[1];
+  return value === undefined ? DEFAULT_MAX_FILE_BYTES : Math.floor(Number(value) * 1024 * 1024);
+}
+
+// -- the client's sync --------------------------------------------------------------
+
+/** What sync needs of a connection (transport.ts's Transport). */
+export interface Requester {
+  request<R extends RequestType>(type: R, body: Bodies[R], timeoutMs?: number): Promise<Bodies[ReplyType<R>]>;
+}
+
+export type Progress = (bytesDone: number, bytesTotal: number, filesDone: number, filesTotal: number) => void;
+
+export interface SyncResult {
+  state: string;
+  mode: string;
+  sent: string[];
+  deleted: string[];
+  skipped: Skipped[];
+}
+
+/**
+ * What this client last hashed and what the daemon last acknowledged, for one daemon and one
+ * workspace root. Syncs run one at a time.
+ */
+export class WorkspaceSync {
+  private entries = new Map<string, FileEntry>();
+  private acked: Map<string, string> | undefined;
+  private state: string | undefined;
+  mode = "";
+  /** Where the daemon keeps the files (its mirror, or the folder itself in place). */
+  daemonRoot = "";
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly client: Requester,
+    readonly root: string,
+    private readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
+  ) {}
+
+  /** Bring the daemon to this workspace's saved state; resolve with that state. */
+  sync(onProgress?: Progress): Promise<SyncResult> {
+    const next = this.queue.then(() => this.syncNow(onProgress));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async syncNow(onProgress?: Progress): Promise<SyncResult> {
+    const { files, skipped } = await scan(this.root, this.entries, this.maxFileBytes);
+    this.entries = files;
+    if (this.acked === undefined || this.state === undefined) {
+      await this.fetchManifest();
+    }
+    let pushed: [string[], string[]];
+    try {
+      pushed = await this.push(files, onProgress);
+    } catch (err) {
+      if (!(err instanceof DaemonError && err.ename === "resync")) {
+        throw err;
+      }
+      await this.fetchManifest(); // lost message, restarted daemon, another client
+      pushed = await this.push(files, onProgress);
+    }
+    return {
+      state: this.state as string,
+      mode: this.mode,
+      sent: pushed[0],
+      deleted: pushed[1],
+      skipped: this.mode === "in_place" ? [] : skipped, // in place, nothing needs to travel
+    };
+  }
+
+  /** Forget what the daemon acknowledged: the next sync starts from its manifest. */
+  reset(): void {
+    this.acked = undefined;
+    this.state = undefined;
+  }
+
+  private async fetchManifest(): Promise<void> {
+    const body = await this.client.request("manifest", { root: this.root }, 120_000);
+    this.acked = new Map(Object.entries(body.files));
+    this.state = body.state;
+    this.mode = body.mode;
+    this.daemonRoot = body.daemon_root;
+  }
+
+  private async push(files: Map<string, FileEntry>, onProgress?: Progress): Promise<[string[], string[]]> {
+    const acked = this.acked as Map<string, string>;
+    const [changed, deleted] = planDiff(files, acked);
+    const target = digestOf([...files].map(([p, e]) => [p, e.sha256]));
+    if (changed.length === 0 && deleted.length === 0 && this.state === target) {
+      return [changed, deleted];
+    }
+    const sendData = this.mode !== "in_place";
+    const totalBytes = sendData ? changed.reduce((n, p) => n + (files.get(p)?.size ?? 0), 0) : 0;
+    const transaction = newId();
+    const chunks = chunkPaths(changed, files);
+    if (chunks.length === 0) {
+      chunks.push([]);
+    }
+    let reply: Bodies["sync_reply"] | undefined;
+    let doneBytes = 0;
+    let doneFiles = 0;
+    for (const [index, chunk] of chunks.entries()) {
+      const items = await Promise.all(chunk.map((p) => this.fileItem(p, files.get(p) as FileEntry, sendData)));
+      const final = index === chunks.length - 1;
+      reply = await this.client.request(
+        "sync",
+        {
+          root: this.root,
+          base: this.state as string,
+          target,
+          files: items,
+          deleted: final ? deleted : [],
+          transaction,
+          final,
+          total_files: changed.length,
+          total_bytes: totalBytes,
+        },
+        300_000,
+      );
+      doneFiles += items.length;
+      doneBytes += items.reduce((n, i) => n + (i.data?.byteLength ?? 0), 0);
+      onProgress?.(doneBytes, totalBytes, doneFiles, changed.length);
+    }
+    this.acked = new Map([...files].map(([p, e]) => [p, e.sha256]));
+    this.state = reply?.state;
+    this.mode = reply?.mode ?? this.mode;
+    return [changed, deleted];
+  }
+
+  private async fileItem(file: string, entry: FileEntry, sendData: boolean): Promise<SyncFile> {
+    if (!sendData) {
+      return { path: file, sha256: entry.sha256 };
+    }
+    const data = await fs.readFile(path.join(this.root, file));
+    if (sha256Bytes(data) !== entry.sha256) {
+      throw new DaemonError("changed_during_sync", `${file} changed while it was being synced`, "run again");
+    }
+    return { path: file, sha256: entry.sha256, data };
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * The extension's client modules against a real daemon over real ZeroMQ: start it detached the
+ * way backend.ts does, hello, sync a workspace, run, stdin, cancel, debug, mirror mode.
+ * Every message received is validated against the protocol on the way in (session.ts).
+ */
+
+import assert from "node:assert/strict";
+import { realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ChildProcess } from "node:child_process";
+import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/daemon";
+import { attachConfiguration, runRequest } from "../../src/launch";
+import { Bodies, DaemonError, EventType, PROTOCOL_VERSION } from "../../src/protocol";
+import { digestOf, WorkspaceSync } from "../../src/sync";
+import { Transport } from "../../src/transport";
+import { PYTHON, python, tempTree, writeTree } from "../helpers";
+import { DapClient } from "./dap";
+
+const PYPROJECT = '[project]\nname = "scratch"\nversion = "0"\n\n[tool.hotswap]\ncancel_timeout = 2\n';
+const RUN_EVENTS: EventType[] = ["run_started", "stream", "run_finished", "debug_ready"];
+type RunEvent = { type: EventType; body: Bodies[EventType] };
+
+/** Every run event a transport receives, and waiting for the ones of one run. */
+class Recorder {
+  readonly events: RunEvent[] = [];
+  private readonly waiters = new Set<() => void>();
+  private readonly stops: Array<() => void>;
+
+  constructor(transport: Transport) {
+    this.stops = RUN_EVENTS.map((type) =>
+      transport.on(type, (body) => {
+        this.events.push({ type, body });
+        this.waiters.forEach((check) => check());
+      }),
+    );
+  }
+
+  of(runId: string): RunEvent[] {
+    return this.events.filter((e) => (e.body as { run_id?: string | null }).run_id === runId);
+  }
+
+  output(runId: string, stream?: string): string {
+    return this.of(runId)
+      .filter((e) => e.type === "stream" && (stream === undefined || (e.body as Bodies["stream"]).stream === stream))
+      .map((e) => Buffer.from((e.body as Bodies["stream"]).data).toString("utf8"))
+      .join("");
+  }
+
+  /** The first event of `runId` of this type (and matching `where`), once it has arrived. */
+  next<E extends EventType>(runId: string, type: E, where: (body: Bodies[E]) => boolean = () => true): Promise<Bodies[E]> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const found = this.of(runId).find((e) => e.type === type && where(e.body as Bodies[E]));
+        if (found !== undefined) {
+          this.waiters.delete(check);
+          resolve(found.body as Bodies[E]);
+        }
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  close(): void {
+    this.stops.forEach((stop) => stop());
+  }
+}
+
+function killGroup(child: ChildProcess | undefined): void {
+  if (child?.pid !== undefined) {
+    try {
+      process.kill(-child.pid, "SIGKILL"); // the daemon and its runner worker share the group
+    } catch {
+      // already gone
+    }
+  }
+}
+
+describe("a real hotswap daemon", { timeout: 240_000 }, () => {
+  let root: string;
+  let daemon: ChildProcess | undefined;
+  let transport: Transport;
+  let recorder: Recorder;
+  let sync: WorkspaceSync;
+  const cleanup: string[] = [];
+
+  before(async () => {
+    root = realpathSync(
+      tempTree({
+        "pyproject.toml": PYPROJECT,
+        ".gitignore": "outputs/\n",
+        "hello.py":
+          "import sys\nprint('hello from', __file__)\nprint('to stderr', file=sys.stderr)\n" +
+          "name = input()\nprint('got', name)\nprint('rest', repr(sys.stdin.read()))\nsys.exit(3)\n",
+        "sleeper.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
+        "debugme.py": "x = 41\nx += 1\nprint('debugged', x)\n",
+        "outputs/ignored.txt": "not synced\n",
+      }),
+    );
+    cleanup.push(root);
+    daemon = startDaemon(PYTHON, root);
+    const info = await waitForConnection(root, daemon);
+    assert.equal(info.pid, daemon.pid);
+    transport = new Transport(info);
+    recorder = new Recorder(transport);
+    sync = new WorkspaceSync(transport, root);
+  });
+
+  after(() => {
+    recorder?.close();
+    transport?.close();
+    killGroup(daemon);
+    cleanup.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  });
+
+  test("hello answers with the protocol version, the features and the daemon's pid", async () => {
+    const hello = await transport.hello("hotswap-ext-tests");
+    assert.equal(hello.protocol_version, PROTOCOL_VERSION);
+    assert.equal(hello.daemon_pid, daemon?.pid);
+    assert.equal(hello.workspace, root);
+    for (const feature of ["run", "cancel", "stdin", "sync", "debug"]) {
+      assert.ok(hello.features.includes(feature), `feature ${feature}`);
+    }
+  });
+
+  test("a client of another major version is told so by name", async () => {
+    await assert.rejects(transport.request("hello", { protocol_version: "2.0", client: "future" }), (err) => {
+      assert.ok(err instanceof DaemonError);
+      assert.equal(err.ename, "version_mismatch");
+      assert.match(err.evalue, /2\.0/);
+      return true;
+    });
+  });
+
+  test("a client with the wrong key is refused", async () => {
+    const stranger = new Transport({ ...transport.connection, key: "f".repeat(64) });
+    try {
+      await assert.rejects(stranger.hello("stranger"), (err) => err instanceof DaemonError && err.ename === "bad_signature");
+    } finally {
+      stranger.close();
+    }
+  });
+
+  test("sync brings the daemon to the saved state, then sends only what changed", async () => {
+    const first = await sync.sync();
+    assert.equal(first.mode, "in_place");
+    const expected = python(
+      "import sys; from pathlib import Path; from hotswap.sync import scan, digest_of\n" +
+        "files, _ = scan(Path(input()))\nprint(digest_of({p: e.sha256 for p, e in files.items()}))",
+      root + "\n",
+    ).trim();
+    assert.equal(first.state, expected);
+    assert.equal((await sync.sync()).sent.length, 0);
+    writeFileSync(path.join(root, "extra.py"), "print('extra')\n");
+    const second = await sync.sync();
+    assert.deepEqual([second.sent, second.deleted], [["extra.py"], []]);
+    unlinkSync(path.join(root, "extra.py"));
+    const third = await sync.sync();
+    assert.deepEqual([third.sent, third.deleted], [[], ["extra.py"]]);
+    assert.equal(third.state, first.state);
+  });
+
+  test("when another client moved the daemon's state, sync resyncs from the manifest", async () => {
+    const other = new Transport(transport.connection);
+    try {
+      writeFileSync(path.join(root, "moved.py"), "print(1)\n");
+      await new WorkspaceSync(other, root).sync(); // the daemon now holds moved.py; we don't know
+      writeFileSync(path.join(root, "moved.py"), "print(2)\n");
+      const result = await sync.sync();
+      assert.ok(result.sent.includes("moved.py"));
+      const files = Object.entries((await transport.request("manifest", { root })).files);
+      assert.equal(result.state, digestOf(files));
+    } finally {
+      other.close();
+      unlinkSync(path.join(root, "moved.py"));
+      await sync.sync();
+    }
+  });
+
+  async function start(entry: string, extra: Partial<Parameters<typeof runRequest>[0]> = {}): Promise<string> {
+    const { state } = await sync.sync();
+    const spec = { root, entry: path.join(root, entry), args: [], cwd: root, env: {}, debug: false, justMyCode: true, ...extra };
+    const reply = await transport.request("run", runRequest(spec, state, process.env));
+    return reply.run_id;
+  }
+
+  test("a run streams stdout and stderr, takes stdin, and finishes with the script's exit code", async () => {
+    const runId = await start("hello.py");
+    const started = await recorder.next(runId, "run_started");
+    assert.equal(started.entry, path.join(root, "hello.py"));
+    await recorder.next(runId, "stream", (b) => b.stream === "stderr");
+    await transport.request("stdin", { run_id: runId, data: Buffer.from("Ada\nmore") });
+    await transport.request("stdin", { run_id: runId, data: Buffer.alloc(0), eof: true });
+    const finished = await recorder.next(runId, "run_finished");
+    assert.deepEqual([finished.exit_code, finished.reason], [3, "exited"]);
+    assert.equal(recorder.output(runId, "stdout"), `hello from ${path.join(root, "hello.py")}\ngot Ada\nrest 'more'\n`);
+    assert.equal(recorder.output(runId, "stderr"), "to stderr\n");
+    const order = recorder.of(runId).map((e) => e.type);
+    assert.equal(order[0], "run_started");
+    assert.equal(order.at(-1), "run_finished");
+    const seqs = recorder.of(runId).filter((e) => e.type === "stream").map((e) => (e.body as Bodies["stream"]).seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
+  });
+
+  test("cancel stops a sleeping run with exit code 130", async () => {
+    const runId = await start("sleeper.py");
+    await recorder.next(runId, "stream", (b) => Buffer.from(b.data).toString().includes("sleeping"));
+    const reply = await transport.request("cancel", { run_id: runId });
+    assert.deepEqual(reply.cancelled, [runId]);
+    const finished = await recorder.next(runId, "run_finished");
+    assert.deepEqual([finished.exit_code, finished.reason], [130, "cancelled"]);
+  });
+
+  test("a new run supersedes the one running, as a save during a run does", async () => {
+    const sleeping = await start("sleeper.py");
+    await recorder.next(sleeping, "stream");
+    const next = await start("debugme.py");
+    const old = await recorder.next(sleeping, "run_finished");
+    assert.equal(old.exit_code, 130);
+    assert.equal((await recorder.next(next, "run_finished")).exit_code, 0);
+    assert.equal(recorder.output(next), "debugged 42\n");
+  });
+
+  test("a debug run announces debug_ready; attaching as debug.ts configures it lets it run", async () => {
+    const runId = await start("debugme.py", { debug: true });
+    const ready = await recorder.next(runId, "debug_ready");
+    assert.ok(ready.port > 0);
+    assert.equal(ready.wait, true);
+    assert.deepEqual(ready.path_mappings, []);
+    const config = attachConfiguration({ type: "hotswap", name: "Debug on Warm GPU", request: "launch", program: "debugme.py" }, ready);
+    const dap = await DapClient.open(config.connect.host, config.connect.port);
+    try {
+      const attached = await dap.attach(config);
+      assert.equal(attached.success, true, attached.message);
+      const finished = await recorder.next(runId, "run_finished");
+      assert.equal(finished.exit_code, 0);
+      assert.equal(recorder.output(runId), "debugged 42\n");
+    } finally {
+      dap.close();
+    }
+  });
+
+  test("a folder that is not the daemon's workspace is mirrored, with its path mappings", async () => {
+    const elsewhere = realpathSync(tempTree({ "where.py": "import os\nprint(__file__)\nprint(os.getcwd())\n", "big/skip.txt": "x" }));
+    cleanup.push(elsewhere);
+    const mirror = new WorkspaceSync(transport, elsewhere);
+    const synced = await mirror.sync();
+    assert.equal(synced.mode, "mirror");
+    assert.deepEqual(synced.sent.sort(), ["big/skip.txt", "where.py"]);
+    const spec = { root: elsewhere, entry: path.join(elsewhere, "where.py"), args: [], cwd: elsewhere, env: {}, debug: false, justMyCode: true };
+    const runId = (await transport.request("run", runRequest(spec, synced.state, process.env))).run_id;
+    assert.equal((await recorder.next(runId, "run_finished")).exit_code, 0);
+    const [file, cwd] = recorder.output(runId).trim().split("\n");
+    const mirrorRoot = path.join(root, ".hotswap", "mirror");
+    assert.deepEqual([file, cwd], [path.join(mirrorRoot, "where.py"), mirrorRoot]);
+    writeTree(elsewhere, { "where.py": "print('edited')\n" });
+    const debugRun = (await transport.request("run", runRequest({ ...spec, debug: true }, (await mirror.sync()).state, process.env))).run_id;
+    const ready = await recorder.next(debugRun, "debug_ready");
+    assert.deepEqual(ready.path_mappings, [{ localRoot: elsewhere, remoteRoot: mirrorRoot }]);
+    await transport.request("cancel", { run_id: debugRun });
+    assert.equal((await recorder.next(debugRun, "run_finished")).exit_code, 130);
+  });
+
+  test("stopping the daemon is seen as a disconnect, and its process exits", async () => {
+    const pid = daemon?.pid as number;
+    const disconnected = new Promise<void>((resolve) => transport.onDisconnect(resolve));
+    assert.equal((await transport.request("stop", {})).stopping, true);
+    await disconnected;
+    assert.equal(await waitForExit(pid, 30_000), true);
+  });
+});
+
+test("a daemon that cannot start is reported with the tail of its log", { timeout: 60_000 }, async () => {
+  const root = tempTree({ "pyproject.toml": "[tool.hotswap]\nno_such_setting = 1\n" });
+  const child = startDaemon(PYTHON, root);
+  try {
+    await assert.rejects(waitForConnection(root, child), (err) => {
+      assert.ok(err instanceof DaemonStartError);
+      assert.match(err.message, /exited with code 2/);
+      assert.match(err.logTail, /no_such_setting/);
+      return true;
+    });
+    assert.match(logTail(root), /daemon\.log/);
+  } finally {
+    killGroup(child);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
