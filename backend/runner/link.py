@@ -20,6 +20,15 @@ from ..protocol import ProtocolError, make_message
 from ..session import Session
 
 
+def runner_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A thread of the runner's own: daemonic, and hidden from the debugger (pydevd skips
+    threads marked as its own), so users see only their threads."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
+    thread.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
+    return thread
+
+
 class StdinFeeder:
     """A fresh pipe on fd 0 for one run; a thread writes the client's bytes into it."""
 
@@ -28,7 +37,7 @@ class StdinFeeder:
         os.dup2(read_end, 0)
         os.close(read_end)
         self._chunks: queue.Queue[bytes | None] = queue.Queue()
-        threading.Thread(target=self._pump, name="hotswap-stdin", daemon=True).start()
+        runner_thread(self._pump, "hotswap-stdin").start()
 
     def feed(self, data: bytes, eof: bool) -> None:
         if data:
@@ -71,7 +80,7 @@ class WorkerLink:
         self._early_stdin: list[tuple[str, bytes, bool]] = []
         self._early_interrupt: str | None = None
         self._main_thread = threading.main_thread().ident
-        self._thread = threading.Thread(target=self._loop, name="hotswap-link", daemon=True)
+        self._thread = runner_thread(self._loop, "hotswap-link")
         self._closing = False
 
     def start(self) -> None:
