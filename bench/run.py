@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -104,6 +106,93 @@ def bench_sync(files: int = 10_000, file_bytes: int = 10_000, edits: int = 21) -
     }
 
 
+DEBUG_LOOP = """\
+import time
+
+
+def never_called():
+    return "a breakpoint elsewhere waits here"  # elsewhere
+
+
+started = time.perf_counter()
+total = 0
+for i in range(2_000_000):
+    total += i * 3 % 7
+    if total < 0:
+        print("never")  # in the loop
+print(f"loop {time.perf_counter() - started:.4f}")
+"""
+
+
+def line_of(text: str, marker: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line.endswith(f"# {marker}"))
+
+
+def debug_run(ws: Path, script: Path, line: int, stops: bool) -> tuple[float, str]:
+    """`hotswap run --debug SCRIPT`, a DAP client (tests/dap_client.py) attaching with a
+    breakpoint at ``line``: seconds from the request to the stop there (or, for a breakpoint
+    that never ``stops`` the run, to the run's end), and the run's stdout."""
+    from dap_client import DapClient
+
+    started = time.perf_counter()
+    argv = [HOTSWAP, "run", "--workspace", str(ws), "--debug", script.name]
+    proc = subprocess.Popen(argv, cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    while not (found := re.search(rb"listening on ([\d.]+):(\d+)", proc.stderr.readline())):
+        if proc.poll() is not None:
+            raise SystemExit(f"{' '.join(argv)} did not listen ({proc.returncode})")
+    dap = DapClient(found[1].decode(), int(found[2]))
+    dap.session({str(script): [line]})
+    if stops:
+        event = dap.wait_event("stopped")
+        elapsed = time.perf_counter() - started
+        dap.continue_(event["threadId"])
+    out, err = proc.communicate(timeout=600)
+    if not stops:
+        elapsed = time.perf_counter() - started
+    dap.disconnect()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()}")
+    return elapsed, out.decode()
+
+
+def bench_debug(ws: Path, times: int = 7) -> dict[str, float]:
+    """Warm debug runs: request to first breakpoint stop (attach and configuration included),
+    and a tight loop's slowdown with a debugger attached (breakpoints set, none hit)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    stop = ws / "stop.py"
+    stop.write_text("value = 1\nprint(value)  # stop\n")
+    timed([HOTSWAP, "run", "--workspace", str(ws), "stop.py"], ws)  # daemon and worker up
+    debug_run(ws, stop, 2, stops=True)  # debugpy listens once per worker: the first run pays
+    to_stop = statistics.median(debug_run(ws, stop, 2, stops=True)[0] for _ in range(times))
+
+    loop = ws / "loop.py"
+    loop.write_text(DEBUG_LOOP)
+
+    def loop_seconds(stdout: str) -> float:
+        return float(stdout.split()[1])
+
+    def debugged(marker: str) -> float:
+        line = line_of(DEBUG_LOOP, marker)
+        return statistics.median(
+            loop_seconds(debug_run(ws, loop, line, stops=False)[1]) for _ in range(3)
+        )
+
+    plain_run = [HOTSWAP, "run", "--workspace", str(ws), "loop.py"]
+    plain = statistics.median(
+        loop_seconds(
+            subprocess.run(plain_run, cwd=ws, env=env(), capture_output=True, text=True).stdout
+        )
+        for _ in range(3)
+    )
+    return {
+        "to_first_stop_s": to_stop,
+        "loop_plain_s": plain,
+        "loop_slowdown_breakpoint_elsewhere": debugged("elsewhere") / plain,
+        "loop_slowdown_breakpoint_in_loop": debugged("in the loop") / plain,
+    }
+
+
 def main() -> None:
     results: dict[str, object] = {"machine": f"{platform.machine()}, {platform.processor() or '-'}"}
     with scratch_workspace() as ws:
@@ -111,6 +200,8 @@ def main() -> None:
     with scratch_workspace() as ws:
         results["sample"] = bench_sample(ws)
     results["sync"] = bench_sync()
+    with scratch_workspace() as ws:
+        results["debug"] = bench_debug(ws)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     s, h = results["sample"], results["hello"]
@@ -130,6 +221,20 @@ def main() -> None:
         f"{y['megabytes']:.0f} MB into `serve --mirror` | {y['first_sync_s']:.1f} s | |"
     )
     print(f"| one-file incremental sync, daemon side | {y['one_file_sync_ms']:.1f} ms | <= 10 ms |")
+    d = results["debug"]
+    assert isinstance(d, dict)
+    print(
+        f"| warm `hotswap run --debug`: request to first breakpoint stop, DAP attach "
+        f"included | {d['to_first_stop_s'] * 1e3:.0f} ms | <= 1 s |"
+    )
+    print(
+        f"| tight loop (2M iterations) with a debugger attached, breakpoint in another function "
+        f"| {d['loop_slowdown_breakpoint_elsewhere']:.1f}x slower | |"
+    )
+    print(
+        f"| same, a breakpoint inside the loop that is never hit "
+        f"| {d['loop_slowdown_breakpoint_in_loop']:.1f}x slower | |"
+    )
 
 
 if __name__ == "__main__":

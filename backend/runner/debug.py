@@ -37,6 +37,7 @@ def ensure_listening() -> tuple[str, int]:
         # the hooks it found: keep the plain one, so only debug runs (trace_this_run) stop.
         sys.breakpointhook = hook
         _hide_runner_frames()
+        stop_tracing()  # listen() traces every thread; only debug runs should be traced
         _address = (str(host), int(port))
     return _address
 
@@ -92,4 +93,6 @@ def stop_tracing() -> None:
     from _pydev_bundle.pydev_monkey import undo_patch_thread_modules
 
     debugpy.trace_this_thread(False)
-    undo_patch_thread_modules()  # or threads of later runs start traced; debug runs re-patch
+    # Or threads of later runs start traced; the next debug run patches them again.
+    undo_patch_thread_modules()
+    threading.settrace(None)  # type: ignore[arg-type,unused-ignore]
