@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -237,8 +238,9 @@ def check_relative_path(path: object) -> str:
     return path
 
 
-def resolve_inside(root: Path, rel: str) -> Path:
-    """``root/rel``, refusing symlinks that lead outside ``root`` and non-regular files."""
+def resolve_inside(root: Path, rel: str, folder_allowed: bool = False) -> Path:
+    """``root/rel``, refusing symlinks that lead outside ``root`` and non-regular files
+    (and folders, unless ``folder_allowed``: a diff replacing that folder by a file)."""
     check_relative_path(rel)
     real_root = os.path.realpath(root)
     current = Path(root)
@@ -257,7 +259,7 @@ def resolve_inside(root: Path, rel: str) -> Path:
         elif not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
             raise UnsafePath(f"{rel!r}: {current} is a device, FIFO or socket")
     final = Path(root) / rel
-    if final.is_dir() and not final.is_symlink():
+    if final.is_dir() and not final.is_symlink() and not folder_allowed:
         raise UnsafePath(f"{rel!r}: is a folder on the daemon's side")
     return final
 
@@ -352,7 +354,8 @@ class WorkspaceState:
                 not isinstance(data, bytes) or sha256_bytes(data) != sha
             ):
                 raise SyncMismatch(f"{path}: content does not match its sha256 (damaged message)")
-            resolve_inside(self.root, path) if self.mirror else check_relative_path(path)
+            if self.mirror:
+                resolve_inside(self.root, path, self._folder_goes(path, deleted))
             staged[path] = str(sha)
         for path in deleted:
             check_relative_path(path)
@@ -374,6 +377,11 @@ class WorkspaceState:
             )
         return staged
 
+    def _folder_goes(self, path: str, deleted: list[str]) -> bool:
+        """True if the diff deletes every synced file under the folder ``path``."""
+        inside = [p for p in self.files if p.startswith(path + "/")]
+        return bool(inside) and set(inside) <= set(deleted)
+
     def _write(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
         temps: list[tuple[str, Path]] = []
         try:
@@ -392,6 +400,8 @@ class WorkspaceState:
             (self.root / path).unlink(missing_ok=True)
             _prune_empty_parents(self.root, self.root / path)
         for tmp, final in temps:
+            if final.is_dir() and not final.is_symlink():  # a folder replaced by a file
+                shutil.rmtree(final)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o644)
             os.replace(tmp, final)

@@ -345,11 +345,6 @@ def test_mirror_apply_a_file_becomes_a_folder(tmp_path: Path) -> None:
     assert state.state() == target_of(after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a folder replaced by a file of the same name is refused as "
-    "'is a folder on the daemon's side' although the same diff deletes its files",
-)
 def test_mirror_apply_a_folder_becomes_a_file(tmp_path: Path) -> None:
     root = tmp_path / "mirror"
     state = mirror_with(root, {"tool/__init__.py": b"T\n", "tool/extra.py": b"E\n"})
@@ -515,3 +510,13 @@ def test_in_place_apply_raises_when_disk_differs_and_writes_nothing(tmp_path: Pa
         state.apply([], ["a.py"], target_of({}))
     assert snapshot(tmp_path) == before
     assert state.state() == before_state
+
+
+def test_a_folder_whose_files_stay_cannot_become_a_file(tmp_path: Path) -> None:
+    root = tmp_path / "mirror"
+    state = mirror_with(root, {"tool/__init__.py": b"T\n", "tool/extra.py": b"E\n"})
+    before = disk_of(root), state.state()
+    target = target_of({"tool": b"F\n", "tool/extra.py": b"E\n"})
+    with pytest.raises(UnsafePath, match="is a folder"):
+        state.apply([item("tool", b"F\n")], ["tool/__init__.py"], target)
+    assert (disk_of(root), state.state()) == before
