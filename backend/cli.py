@@ -127,7 +127,11 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         mapped = "".join(
             f" (your {m['localRoot']} is {m['remoteRoot']} there)" for m in body["path_mappings"]
         )
-        waiting = "; waiting for a DAP client to attach" if body["wait"] else ""
+        waiting = (
+            "; waiting for a DAP client to attach"
+            if body["wait"] and not body.get("attached")
+            else ""
+        )
         _err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
         if body["message"] and body["reason"] != "exited":

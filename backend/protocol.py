@@ -186,6 +186,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         path_mappings=_f(list),
         just_my_code=_f(bool),
         wait=_f(bool),
+        attached=_f(bool, required=False),
     ),
     "sync_progress": _spec(
         "event",
@@ -211,7 +212,13 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         debug_timeout=_f(int, float, required=False),
         just_my_code=_f(bool, required=False),
     ),
-    "debug_listening": _spec("worker", run_id=_f(str, _NONE), host=_f(str), port=_f(int)),
+    "debug_listening": _spec(
+        "worker",
+        run_id=_f(str, _NONE),
+        host=_f(str),
+        port=_f(int),
+        attached=_f(bool, required=False),
+    ),
     "interrupt": _spec("worker", run_id=_f(str)),
     "feed_stdin": _spec("worker", run_id=_f(str), data=_f(bytes), eof=_f(bool)),
     "forget": _spec("worker", keys=_f(list, _NONE)),

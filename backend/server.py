@@ -694,6 +694,7 @@ class Daemon:
             "path_mappings": mappings,
             "just_my_code": run.body["just_my_code"] if run else True,
             "wait": run.body["wait"] if run else False,
+            "attached": bool(body.get("attached")),
         }
         if run is None:
             self.broadcast("debug_ready", event)

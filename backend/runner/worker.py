@@ -113,7 +113,17 @@ class Worker:
 
     def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
         host, port = ensure_listening()
-        self.link.send("debug_listening", {"run_id": run_id, "host": host, "port": port})
+        import debugpy
+
+        self.link.send(
+            "debug_listening",
+            {
+                "run_id": run_id,
+                "host": host,
+                "port": port,
+                "attached": debugpy.is_client_connected(),
+            },
+        )
         return host, port
 
     def attach_debugger(self, request: RunRequest, job: dict[str, Any]) -> RunOutcome | None:

@@ -135,6 +135,7 @@ export const MESSAGE_TYPES = {
       path_mappings: f("list"),
       just_my_code: f("bool"),
       wait: f("bool"),
+      attached: optional("bool"),
     },
   },
   sync_progress: {
@@ -340,6 +341,8 @@ export interface DebugReadyBody {
   path_mappings: PathMapping[];
   just_my_code: boolean;
   wait: boolean;
+  /** A debugger was already attached when the run was announced (it starts at once). */
+  attached?: boolean;
 }
 
 export interface SyncProgressBody {
