@@ -18,23 +18,26 @@ from typing import Any, NamedTuple
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
-DEFAULT_IGNORES = [
-    ".git/",
-    ".hg/",
-    ".svn/",
-    ".hotswap/",
-    ".venv/",
-    "venv/",
-    "__pycache__/",
-    "*.py[co]",
-    "node_modules/",
-    ".mypy_cache/",
-    ".pytest_cache/",
-    ".ruff_cache/",
-    ".tox/",
-    ".nox/",
-    ".ipynb_checkpoints/",
-]
+DEFAULT_IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".hotswap",
+        ".venv",
+        "venv",
+        "__pycache__",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".ipynb_checkpoints",
+    }
+)
+"""Folder names never synced, at any depth (as the .gitignore lines `NAME/` would say), with
+``*.pyc``/``*.pyo`` files and any folder holding a ``pyvenv.cfg`` (a virtualenv)."""
 _MODULUS = 1 << 256
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
@@ -99,11 +102,8 @@ class IgnoreRules:
     """.gitignore (every folder's), .hotswapignore and the defaults, with git's matching."""
 
     def __init__(self, root: Path) -> None:
-        import pathspec
-
         self.root = root
-        self._spec_type = pathspec.GitIgnoreSpec
-        self._specs: dict[str, Any] = {"": self._spec_type.from_lines(DEFAULT_IGNORES)}
+        self._specs: dict[str, Any] = {}
         self._load(root, "")
         self._load(root, "", ".hotswapignore")
 
@@ -112,13 +112,17 @@ class IgnoreRules:
             lines = (folder / name).read_text(errors="replace").splitlines()
         except OSError:
             return
-        key = f"{rel}\0{name}"
-        self._specs[key] = self._spec_type.from_lines(lines)
+        import pathspec  # here: it costs ~15 ms to import, and many runs never need it
+
+        self._specs[f"{rel}\0{name}"] = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def enter(self, folder: Path, rel: str) -> None:
         self._load(folder, rel)
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        if name in DEFAULT_IGNORED_DIRS if is_dir else name.endswith((".pyc", ".pyo")):
+            return True
         for key, spec in self._specs.items():
             base = key.split("\0")[0]
             if base and not rel.startswith(base + "/"):

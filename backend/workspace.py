@@ -92,16 +92,19 @@ class Config:
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
+        path = workspace / "pyproject.toml"
+        try:
+            text = path.read_text()
+        except OSError:
+            return cls()
+        if "hotswap" not in text:
+            return cls()  # nothing for us: spare every `hotswap run` the TOML parser
         if sys.version_info >= (3, 11):
             import tomllib
         else:  # pragma: no cover - Python 3.10
             import tomli as tomllib
-
-        path = workspace / "pyproject.toml"
-        if not path.is_file():
-            return cls()
         try:
-            table = tomllib.loads(path.read_text()).get("tool", {}).get("hotswap", {})
+            table = tomllib.loads(text).get("tool", {}).get("hotswap", {})
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"{path}: cannot read [tool.hotswap]: {exc}") from None
         return cls.from_table(table, workspace, path)
