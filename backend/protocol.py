@@ -232,6 +232,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         error=_f(dict, _NONE),
         warm_reused=_f(list),
         interrupted=_f(bool),
+        restart=_f(str, _NONE, required=False),
     ),
     "warm_report": _spec("worker", warm=_f(list), memory=_f(dict)),
     "worker_log": _spec("worker", level=_f(str), message=_f(str)),

@@ -531,7 +531,8 @@ class Daemon:
         for worker in self.workers.values():
             if not self.pending:
                 return
-            if worker.ready and worker.current_run is None and not worker.pending_shutdown:
+            busy = worker.current_run is not None or worker.pending_shutdown
+            if worker.ready and not busy and not worker.pending_restart:
                 run = self.pending.popleft()
                 run.state, run.worker, run.started = "running", worker, time.time()
                 worker.current_run = run
@@ -667,8 +668,22 @@ class Daemon:
             return
         cancelled = run.cancel_deadline is not None and body["interrupted"]
         reason = "cancelled" if cancelled else "exited"
+        restart = body.get("restart")
+        if restart:  # the worker exits after this; its exit is a planned restart
+            worker.kill_requested = restart
+            worker.pending_restart = True
+        lost = [entry["key"] for entry in worker.warm] if restart else []
+        message = (
+            restart + (f"; warm objects lost: {', '.join(lost)}" if lost else "") if restart else ""
+        )
         self._finish(
-            run, body["exit_code"], reason, error=body["error"], warm_reused=body["warm_reused"]
+            run,
+            body["exit_code"],
+            reason,
+            message,
+            error=body["error"],
+            warm_reused=body["warm_reused"],
+            warm_lost=bool(lost),
         )
         self._schedule()
 

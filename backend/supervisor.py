@@ -52,6 +52,7 @@ class WorkerProcess:
     kill_requested: str | None = None
     debug: dict[str, Any] | None = None  # debugpy's host and port, once listening
     pending_shutdown: bool = False
+    pending_restart: bool = False  # it exits on its own after a run; takes no new runs
 
     @property
     def pid(self) -> int:

@@ -593,3 +593,44 @@ def _no_stray_daemons(workspace: Workspace) -> Iterator[None]:
     workspace.stop()
     for pid in serve_pids(workspace.root):
         kill_group(pid)
+
+
+SLOW_LIBRARY = """\
+from . import part  # loaded, and left behind if the import is broken off
+import time
+
+print("importing slowlib", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_cancel_during_a_first_library_import_restarts_the_worker(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Like a save during the first `import torch`: the half-imported library would fail
+    every later run in that process, so the worker is replaced and the next run imports it."""
+    libs = tmp_path / "libs"  # outside the workspace: a library, not user code
+    (libs / "slowlib").mkdir(parents=True)
+    (libs / "slowlib" / "__init__.py").write_text(SLOW_LIBRARY)
+    (libs / "slowlib" / "part.py").write_text("VALUE = 1\n")
+    workspace.write("uses_lib.py", "import slowlib\nprint('imported')\n")
+    env = base_env(PYTHONPATH=str(libs))
+    workspace.write("hello.py", "print('hello')\n")
+    assert workspace.run("hello.py").returncode == 0
+    before = worker_pid(workspace)
+    proc = workspace.popen_run("uses_lib.py", env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "importing slowlib\n"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "KeyboardInterrupt" in stderr
+    assert "importing slowlib for the first time" in stderr and "worker restarts" in stderr
+    assert idle_worker(workspace, not_pid=before)["pid"] != before
+    (libs / "slowlib" / "__init__.py").write_text("from . import part\n")
+    after = workspace.run("uses_lib.py", env=env)
+    assert (after.returncode, after.stdout) == (0, "imported\n"), after.stderr

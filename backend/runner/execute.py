@@ -65,6 +65,7 @@ class RunOutcome:
     error: dict[str, Any] | None = None
     interrupted: bool = False
     warm_reused: list[str] = field(default_factory=list)
+    broken_imports: list[str] = field(default_factory=list)
 
 
 class UserCode:
@@ -116,6 +117,7 @@ def execute(request: RunRequest) -> RunOutcome:
     user = UserCode([request.workspace, os.path.dirname(os.path.realpath(entry))])
     state = ProcessState.capture()
     _prepare(user)
+    modules_before = set(sys.modules)
     exit_handlers = RunExitHandlers(user.owns)
     outcome = RunOutcome(exit_code=0, duration=0.0)
     try:
@@ -140,11 +142,24 @@ def execute(request: RunRequest) -> RunOutcome:
             stop_tracing()
         state.restore()
         user.purge()
+    outcome.broken_imports = half_imported(modules_before)
     outcome.interrupted = outcome.exit_code == KEYBOARD_INTERRUPT_EXIT
     cache = active_cache()
     outcome.warm_reused = sorted(set(cache.reused)) if cache else []
     outcome.duration = time.perf_counter() - started
     return outcome
+
+
+def half_imported(before: set[str]) -> list[str]:
+    """Libraries whose first import the run broke off (a cancel during ``import torch``):
+    the package left ``sys.modules`` but submodules it loaded stayed, and C extensions cannot
+    be initialised twice, so no later run could import it in this process."""
+    broken = {
+        name.split(".")[0]
+        for name in set(sys.modules) - before
+        if "." in name and name.split(".")[0] not in sys.modules
+    }
+    return sorted(broken)
 
 
 def _absolute_entry(cwd: str, entry: str) -> str:

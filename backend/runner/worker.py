@@ -66,13 +66,13 @@ class Worker:
         while True:
             try:
                 job = self.link.jobs.get()
-                if job is None:
+                if job is None or not self.run(job):
                     return
-                self.run(job)
             except KeyboardInterrupt:
                 continue  # a cancel that landed just after its run ended
 
-    def run(self, job: dict[str, Any]) -> None:
+    def run(self, job: dict[str, Any]) -> bool:
+        """Execute one run; False if this worker must be replaced after it."""
         request = RunRequest(
             run_id=job["run_id"],
             entry=job["entry"],
@@ -106,10 +106,12 @@ class Worker:
                     "error": outcome.error,
                     "warm_reused": outcome.warm_reused,
                     "interrupted": outcome.interrupted,
+                    "restart": _restart_reason(outcome.broken_imports),
                 },
             )
             release_run_memory()
             self.report_warm()
+        return not outcome.broken_imports
 
     def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
         host, port = ensure_listening()
@@ -147,6 +149,16 @@ class Worker:
             print("hotswap: cancelled while waiting for a debugger", file=sys.stderr)
             return RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
         return None
+
+
+def _restart_reason(broken: list[str]) -> str | None:
+    if not broken:
+        return None
+    return (
+        f"the run was stopped while importing {', '.join(broken)} for the first time, which "
+        "cannot be imported again in the same process; the worker restarts so the next run "
+        "imports it cleanly"
+    )
 
 
 def start_prewarm(path: str, workspace: str) -> threading.Thread:
