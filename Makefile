@@ -29,7 +29,7 @@ format: venv
 	$(VENV)/bin/ruff format backend tests bench samples
 	$(VENV)/bin/ruff check --fix backend tests bench samples
 
-test: lint ext-test
+test: lint ext-test e2e
 	$(PY) -m pytest -q -ra tests
 
 # The VS Code extension (extension/, manifest in package.json): node_modules from the lock file.

@@ -130,6 +130,9 @@ export class RunController implements vscode.Disposable {
     this.lastLaunch = launch;
     this.status.set("loading", "syncing");
     this.terminal.show();
+    // Events of the new run may arrive before the code after `await request` runs: keep
+    // them until the run is registered (`route` holds them while this count is above zero).
+    this.requesting++;
     try {
       const connection = await this.backends.of(launch.folder).connect();
       this.wire(connection);
@@ -146,6 +149,11 @@ export class RunController implements vscode.Disposable {
         this.status.set(this.backends.of(launch.folder).current ? "idle" : "offline");
       }
       throw err;
+    } finally {
+      this.requesting--;
+      if (this.requesting === 0) {
+        this.early.clear();
+      }
     }
   }
 
@@ -176,7 +184,6 @@ export class RunController implements vscode.Disposable {
       const synced = await connection.sync.sync();
       synced.skipped.forEach((s) => this.log.warn(`not synced: ${s.path} (${s.reason}); raise [tool.hotswap] max_file_mb or list it in .hotswapignore`));
       this.log.info(`synced ${synced.sent.length} changed, ${synced.deleted.length} deleted file(s) (${synced.mode})`);
-      this.requesting++;
       try {
         return await connection.transport.request("run", runRequest(spec, synced.state, process.env));
       } catch (err) {
@@ -184,8 +191,6 @@ export class RunController implements vscode.Disposable {
         if (!(err instanceof DaemonError && err.ename === "resync") || attempt > 1) {
           throw err;
         }
-      } finally {
-        this.requesting--;
       }
     }
   }
@@ -238,9 +243,6 @@ export class RunController implements vscode.Disposable {
     const waiting = this.early.get(run.id) ?? [];
     this.early.delete(run.id);
     waiting.forEach((deliver) => deliver(run));
-    if (this.requesting === 0) {
-      this.early.clear();
-    }
   }
 
   private safely(what: string, action: () => void): void {

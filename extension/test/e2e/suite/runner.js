@@ -1,0 +1,146 @@
+// Runs end-to-end tests inside VS Code's extension host and reports to the harness (run.mjs)
+// through files in $HOTSWAP_E2E_CONTROL: progress.log (live), requests/ (screenshots and
+// terminal reads, answered by the harness) and results.json (written once, last).
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+
+const CONTROL = process.env.HOTSWAP_E2E_CONTROL || "";
+let shotCount = 0;
+
+function writeAtomic(file, text) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+function log(message) {
+  const line = `${new Date().toISOString().slice(11, 23)} ${message}\n`;
+  if (CONTROL) {
+    fs.appendFileSync(path.join(CONTROL, "progress.log"), line);
+  }
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll `check` until it returns a truthy value; throw `what` after `timeoutMs`. */
+async function waitFor(what, check, timeoutMs = 60000, intervalMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+let requestCount = 0;
+
+/**
+ * Ask the harness for something only the browser side can do, and wait for its answer:
+ * "screenshot" (of the page as it is now) or "terminal" (the text of the visible terminal).
+ */
+async function request(kind, body = {}, timeoutMs = 30000) {
+  if (!CONTROL) {
+    throw new Error("HOTSWAP_E2E_CONTROL is not set: run the suite through run.mjs");
+  }
+  requestCount += 1;
+  const dir = path.join(CONTROL, "requests");
+  fs.mkdirSync(dir, { recursive: true });
+  const base = path.join(dir, `${String(requestCount).padStart(3, "0")}-${kind}`);
+  writeAtomic(`${base}.json`, JSON.stringify({ kind, ...body }));
+  const answer = `${base}.answer.json`;
+  await waitFor(`the harness to answer ${path.basename(base)}`, () => fs.existsSync(answer), timeoutMs);
+  const reply = JSON.parse(fs.readFileSync(answer, "utf8"));
+  if (reply.error) {
+    throw new Error(`harness: ${reply.error}`);
+  }
+  return reply;
+}
+
+/** Save a screenshot of the page as artifacts/NN-name.png; a failure is logged, not thrown. */
+async function screenshot(name) {
+  shotCount += 1;
+  const file = `${String(shotCount).padStart(2, "0")}-${name.replace(/[^\w.-]+/g, "_")}.png`;
+  try {
+    await request("screenshot", { file });
+  } catch (err) {
+    log(`screenshot ${file} not taken: ${err.message}`);
+  }
+}
+
+/** The text of the terminal shown in the panel (the rows on screen, as the user sees them). */
+async function terminalText() {
+  return (await request("terminal")).text;
+}
+
+/** Wait until the visible terminal shows text matching `pattern`; return that text. */
+async function waitForTerminal(pattern, timeoutMs = 60000) {
+  let last = "";
+  try {
+    return await waitFor(`${pattern} in the terminal`, async () => {
+      last = await terminalText();
+      return pattern.test(last) ? last : null;
+    }, timeoutMs, 300);
+  } catch (err) {
+    err.message += `; the terminal showed:\n${last}`;
+    throw err;
+  }
+}
+
+/** `promise`, or an error naming `what` if it has not settled after `ms`. */
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Run `tests` ({name, fn, timeout}) one after the other; each gets {log, screenshot, waitFor}.
+ * A test marked `required` that fails skips the rest (e.g. the extension did not activate).
+ */
+async function runTests(tests) {
+  const helpers = { log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal };
+  const results = [];
+  let blocked = null;
+  for (const test of tests) {
+    const started = Date.now();
+    if (blocked) {
+      results.push({ name: test.name, status: "skipped", error: `"${blocked}" failed` });
+      log(`SKIP ${test.name}`);
+      continue;
+    }
+    log(`START ${test.name}`);
+    try {
+      await within(test.fn(helpers), test.timeout || 120000, `test "${test.name}" to finish`);
+      results.push({ name: test.name, status: "passed", seconds: (Date.now() - started) / 1000 });
+      log(`PASS ${test.name}`);
+    } catch (err) {
+      const error = (err && err.stack) || String(err);
+      results.push({ name: test.name, status: "failed", seconds: (Date.now() - started) / 1000, error });
+      log(`FAIL ${test.name}: ${error}`);
+      await screenshot(`${test.name}-failed`);
+      if (test.required) {
+        blocked = test.name;
+      }
+    }
+    if (test.after) {
+      await test.after().catch((err) => log(`cleanup of ${test.name} failed: ${err}`));
+    }
+  }
+  if (CONTROL) {
+    writeAtomic(path.join(CONTROL, "results.json"), JSON.stringify(results, null, 2));
+  }
+  return results;
+}
+
+module.exports = { runTests, log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal };
