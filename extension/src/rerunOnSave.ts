@@ -10,31 +10,46 @@ import { RunController } from "./run";
 import { readSettings } from "./settings";
 import { IgnoreRules } from "./sync";
 
-export const DEBOUNCE_MS = 150;
+/** The wait after the last save in progress has landed (coalesces Save All's events). */
+export const DEBOUNCE_MS = 10;
+/** The longest wait for saves still in progress (a save that fails never lands). */
+export const MAX_WAIT_MS = 150;
 
 export class RerunOnSave implements vscode.Disposable {
   private timer: NodeJS.Timeout | undefined;
-  private readonly subscription: vscode.Disposable;
+  private readonly saving = new Set<string>();
+  private readonly subscriptions: vscode.Disposable[];
+  private pending = false;
 
   constructor(
     private readonly runs: RunController,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.subscription = vscode.workspace.onDidSaveTextDocument((document) => this.saved(document));
+    this.subscriptions = [
+      vscode.workspace.onWillSaveTextDocument((e) => this.saving.add(e.document.uri.toString())),
+      vscode.workspace.onDidSaveTextDocument((document) => this.saved(document)),
+    ];
   }
 
   dispose(): void {
     clearTimeout(this.timer);
-    this.subscription.dispose();
+    this.subscriptions.forEach((s) => s.dispose());
   }
 
   private saved(document: vscode.TextDocument): void {
-    if (!this.wanted(document)) {
+    this.saving.delete(document.uri.toString());
+    this.pending ||= this.wanted(document);
+    if (!this.pending) {
       return;
     }
-    // Save All writes many files at once: one rerun for all of them.
+    // Save All writes many files at once: one rerun, once the last of them has landed.
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void guard(this.log, "rerun on save", () => this.runs.rerun()), DEBOUNCE_MS);
+    const wait = this.saving.size === 0 ? DEBOUNCE_MS : MAX_WAIT_MS;
+    this.timer = setTimeout(() => {
+      this.pending = false;
+      this.saving.clear();
+      void guard(this.log, "rerun on save", () => this.runs.rerun());
+    }, wait);
   }
 
   private wanted(document: vscode.TextDocument): boolean {
