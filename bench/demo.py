@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
-from common import HOTSWAP, PYTHON, SAMPLE, env, scratch_workspace, timed
+from common import HOTSWAP, PYTHON, REPO, SAMPLE, env, scratch_workspace, timed
 
 
 def show(title: str, argv: list[str], cwd: object) -> float:
@@ -29,6 +30,13 @@ def main() -> None:
             f"warm hotswap run {warm:.2f}s | {cold / warm:.0f}x faster warm"
         )
         print("Try it: .venv/bin/hotswap run samples/tiny_gpt/train.py  (then edit and rerun)")
+        print(f"In VS Code: make package, then code --install-extension {vsix()}")
+
+
+def vsix() -> str:
+    """The VSIX that `make package` builds (its name carries package.json's version)."""
+    version = json.loads((REPO / "package.json").read_text())["version"]
+    return f"dist/hotswap-linux-x64-{version}.vsix"
 
 
 if __name__ == "__main__":

@@ -104,8 +104,8 @@ export async function ensureHotswap(python: Interpreter, extensionPath: string, 
   const command = `${python.path} -m pip install ${wheel}`;
   const install = "Install";
   const picked = await vscode.window.showWarningMessage(
-    `Hot Swap needs its backend in ${python.path} (${python.source}). Install it from the wheel bundled with the extension? This will run: ${command}`,
-    { modal: true },
+    `Hot Swap needs its backend in ${python.path} (${python.source}). Install it from the wheel bundled with the extension?`,
+    { modal: true, detail: installDetail(command) },
     install,
     "Choose Another Interpreter",
   );
@@ -118,6 +118,15 @@ export async function ensureHotswap(python: Interpreter, extensionPath: string, 
   await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Hot Swap: installing the backend into ${python.path}` },
     () => pipInstall(python.path, wheel, log),
+  );
+}
+
+/** What installing the wheel runs and what pip fetches with it, told before the user agrees. */
+function installDetail(command: string): string {
+  return (
+    `This will run:\n${command}\n\n` +
+    "pip also installs what hotswap requires and this environment lacks (torch, transformers, pyzmq, debugpy and a few " +
+    "small packages) from its package index: without torch already there, that is a download of several GB."
   );
 }
 
