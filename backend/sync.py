@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -387,6 +385,9 @@ class WorkspaceState:
         return bool(inside) and set(inside) <= set(deleted)
 
     def _write(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
+        import shutil  # here: only the daemon writes, and the CLI imports this module
+        import tempfile
+
         temps: list[tuple[str, Path]] = []
         try:
             for item in files:
