@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import queue
 import signal
@@ -257,6 +256,8 @@ def format_status(status: dict[str, Any]) -> str:
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
+    import json  # here, not at the top: every `hotswap run` would pay for it
+
     workspace = find_workspace(ns.workspace)
     client = connect(ns, workspace, start=False)
     if client is None:

@@ -19,7 +19,11 @@ SAMPLE = REPO / "samples" / "tiny_gpt" / "train.py"
 
 
 def env() -> dict[str, str]:
-    return dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    """As a user's shell has it: bytecode caching on (some CI shells turn it off, which makes
+    every command recompile its imports and measures that instead)."""
+    environ = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environ
 
 
 def timed(argv: list[str], cwd: Path, quiet: bool = True) -> float:
