@@ -12,14 +12,22 @@ import contextlib
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOTSWAP, REPO, Workspace, base_env, compare_runs, kill_group
+from conftest import (
+    HOTSWAP,
+    REPO,
+    Follow,
+    Workspace,
+    base_env,
+    compare_runs,
+    kill_group,
+    wait_until,
+)
 from dap_client import DapClient
 from hotswap.client import DaemonClient, remote_client
 from hotswap.protocol import validate
@@ -32,46 +40,14 @@ BACKEND = str(REPO / "backend")
 # -- helpers ---------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], Any], failure: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.02)
-    return result
-
-
 def line_of(path: Path, marker: str) -> int:
     """The 1-based line of ``path`` that carries the comment ``# marker``."""
     lines = path.read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if line.endswith(f"# {marker}"))
 
 
-class DebugRun:
+class DebugRun(Follow):
     """A ``hotswap run --debug`` in the background; threads collect its output as it comes."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self.readers = [
-            threading.Thread(target=self._read, args=(proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._read, args=(proc.stderr, self.err), daemon=True),
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: Any, into: list[str]) -> None:
-        for line in stream:
-            into.append(line)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
 
     def address(self, timeout: float = 60.0) -> tuple[str, int]:
         """The host and port the CLI printed (it prints them before the script starts)."""
@@ -83,20 +59,6 @@ class DebugRun:
         found = LISTENING.search(self.stderr)
         assert found, f"exited {self.proc.returncode} without listening:\n{self.stderr}"
         return found["host"], int(found["port"])
-
-    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
-        wait_until(
-            lambda: text in self.stdout or self.proc.poll() is not None,
-            f"{text!r} never appeared",
-            timeout,
-        )
-        assert text in self.stdout, f"exited {self.proc.returncode} first:\n{self.stderr}"
-
-    def finish(self, timeout: float = 60.0) -> int:
-        code = self.proc.wait(timeout)
-        for reader in self.readers:
-            reader.join(timeout)
-        return code
 
 
 @contextlib.contextmanager
@@ -372,7 +334,7 @@ def test_no_wait_starts_at_once_and_a_debugger_can_attach_later(workspace: Works
         """,
     )
     with debug_run(workspace, "--no-wait", "later.py") as run:
-        run.wait_for_output("started")
+        run.wait_for("started")
         line = line_of(script, "late breakpoint")
         with attached(run.address(), {script: [line]}) as dap:
             (workspace.root / "go").touch()

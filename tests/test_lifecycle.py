@@ -11,27 +11,17 @@ import os
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOTSWAP, PYTHON, Workspace, base_env, kill_group
+from conftest import HOTSWAP, PYTHON, Follow, Workspace, base_env, kill_group, wait_until
 from hotswap.client import DaemonClient
 from hotswap.protocol import PROTOCOL_VERSION, validate
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], Any], failure: str, timeout: float = 30.0) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with ``failure`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.05)
-    return result
 
 
 def alive(pid: int) -> bool:
@@ -72,48 +62,6 @@ def idle_worker(ws: Workspace, not_pid: int | None = None) -> dict[str, Any]:
         return dict(worker) if fresh else None
 
     return dict(wait_until(ready, "the worker did not become idle"))
-
-
-class Follow:
-    """A running ``hotswap run`` whose output threads collect, so a test can wait for a line."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self.readers = [
-            threading.Thread(target=self._read, args=(proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._read, args=(proc.stderr, self.err), daemon=True),
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: Any, into: list[str]) -> None:
-        for line in stream:
-            into.append(line)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
-
-    def wait_for(self, text: str, timeout: float = 60.0) -> None:
-        wait_until(
-            lambda: text in self.stdout or self.proc.poll() is not None,
-            f"{text!r} never appeared",
-            timeout,
-        )
-        assert text in self.stdout, f"exited {self.proc.returncode} first:\n{self.stderr}"
-
-    def finish(self, timeout: float = 60.0) -> int:
-        code = self.proc.wait(timeout)
-        for reader in self.readers:
-            reader.join(timeout)
-        return code
 
 
 @contextlib.contextmanager

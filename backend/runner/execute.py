@@ -68,6 +68,10 @@ class RunOutcome:
     broken_imports: list[str] = field(default_factory=list)
 
 
+PREWARM_MODULE = "__hotswap_prewarm__"
+_NEVER_PURGED = ("__main__", "__mp_main__", PREWARM_MODULE)  # runpy owns the prewarm's entry
+
+
 class UserCode:
     """Decides which files and modules belong to the user (purged and reloaded every run)."""
 
@@ -91,11 +95,11 @@ class UserCode:
             name
             for name, module in list(sys.modules.items())
             if isinstance(module, types.ModuleType)
-            and name not in ("__main__", "__mp_main__")
+            and name not in _NEVER_PURGED
             and self.owns_module(module)
         ]
         for name in names:
-            del sys.modules[name]
+            sys.modules.pop(name, None)  # another thread (prewarm) may have dropped it too
         return names
 
 

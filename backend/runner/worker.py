@@ -17,6 +17,7 @@ from ..warm import WarmCache, install
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
     KEYBOARD_INTERRUPT_EXIT,
+    PREWARM_MODULE,
     RunOutcome,
     RunRequest,
     collector,
@@ -166,7 +167,7 @@ def start_prewarm(path: str, workspace: str) -> threading.Thread:
 
     def prewarm() -> None:
         try:
-            runpy.run_path(path, run_name="__hotswap_prewarm__")
+            runpy.run_path(path, run_name=PREWARM_MODULE)
         except BaseException:
             print(f"hotswap: prewarm {path} failed:", file=sys.stderr)
             traceback.print_exc()
