@@ -147,7 +147,9 @@ class ProcessState:
     showwarning: Any
     signals: dict[int, Any]
     torch: dict[str, Any] | None
-    threads: set[int] = field(default_factory=set)
+    # The thread objects, not their idents: a thread that ends during the run frees its
+    # ident for one the run starts, which would then not be waited for.
+    threads: set[threading.Thread] = field(default_factory=set)
 
     @classmethod
     def capture(cls) -> ProcessState:
@@ -167,7 +169,7 @@ class ProcessState:
             showwarning=warnings.showwarning,
             signals=_signal_handlers(),
             torch=_torch_state(),
-            threads={t.ident for t in threading.enumerate() if t.ident is not None},
+            threads=set(threading.enumerate()),
         )
 
     def new_threads(self) -> list[threading.Thread]:
@@ -175,7 +177,7 @@ class ProcessState:
         return [
             t
             for t in threading.enumerate()
-            if t.ident not in self.threads and not t.daemon and t.is_alive()
+            if t not in self.threads and not t.daemon and t.is_alive()
         ]
 
     def restore(self) -> None:
