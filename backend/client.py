@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .protocol import PROTOCOL_VERSION, ProtocolError, make_message
+from .protocol import PROTOCOL_VERSION, make_message
 from .session import Session
 from .workspace import (
     DAEMON_LOG,
@@ -220,19 +220,3 @@ def log_tail(workspace: Path, lines: int = 20) -> str:
     except OSError:
         return f"(no log at {path})"
     return f"Last lines of {path}:\n" + "\n".join(f"  {line}" for line in tail)
-
-
-def check_reply(msg: dict[str, Any]) -> dict[str, Any]:
-    if msg["type"] == "error":
-        raise DaemonError(msg["body"]["ename"], msg["body"]["evalue"], msg["body"].get("hint", ""))
-    return msg["body"]
-
-
-__all__ = [
-    "DaemonClient",
-    "DaemonError",
-    "DaemonUnavailable",
-    "ProtocolError",
-    "ensure_daemon",
-    "live_client",
-]

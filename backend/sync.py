@@ -204,7 +204,7 @@ def plan_diff(
     return changed, deleted
 
 
-def chunk_paths(root: Path, paths: list[str], files: dict[str, FileEntry]) -> Iterator[list[str]]:
+def chunk_paths(paths: list[str], files: dict[str, FileEntry]) -> Iterator[list[str]]:
     """Group paths into chunks of at most CHUNK_BYTES (a bigger file travels alone)."""
     chunk: list[str] = []
     size = 0

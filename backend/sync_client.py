@@ -124,7 +124,7 @@ def _push(
     send_data = cache.mode != "in_place"
     total_bytes = sum(files[p].size for p in changed) if send_data else 0
     transaction, done_bytes, done_files = new_id(), 0, 0
-    chunks = list(chunk_paths(root, changed, files)) or [[]]
+    chunks = list(chunk_paths(changed, files)) or [[]]
     for index, chunk in enumerate(chunks):
         items = [_file_item(root, path, files[path], send_data) for path in chunk]
         final = index == len(chunks) - 1
