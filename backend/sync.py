@@ -10,12 +10,14 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
+STAGING_TTL_SECONDS = 600.0
 DEFAULT_IGNORED_DIRS = frozenset(
     {
         ".git",
@@ -518,14 +520,25 @@ class Syncer:
             raise SyncMismatch(
                 "the daemon's workspace state is not the base this diff was made against"
             )
-        staged = self._staging.setdefault(body["transaction"], {"files": [], "deleted": []})
+        self._drop_stale_staging()
+        staged = self._staging.setdefault(
+            body["transaction"], {"files": [], "deleted": [], "started": time.monotonic()}
+        )
         staged["files"].extend(body["files"])
         staged["deleted"].extend(body["deleted"])
         if not body["final"]:
             return None
         del self._staging[body["transaction"]]
         state.apply(staged["files"], staged["deleted"], body["target"])
+        self._staging.clear()  # every other transfer was based on the state just replaced
         return {"state": state.state(), "mode": "mirror" if state.mirror else "in_place"}
+
+    def _drop_stale_staging(self) -> None:
+        """Forget transfers whose client went quiet (it died mid-sync): their chunks are memory."""
+        now = time.monotonic()
+        for transaction, staged in list(self._staging.items()):
+            if now - staged["started"] > STAGING_TTL_SECONDS:
+                del self._staging[transaction]
 
     def save_records(self) -> None:
         for state in self._states.values():

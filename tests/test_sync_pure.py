@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import hotswap.sync as hotswap_sync
 import pytest
 from hotswap.sync import (
     Digest,
@@ -520,3 +521,42 @@ def test_a_folder_whose_files_stay_cannot_become_a_file(tmp_path: Path) -> None:
     with pytest.raises(UnsafePath, match="is a folder"):
         state.apply([item("tool", b"F\n")], ["tool/__init__.py"], target)
     assert (disk_of(root), state.state()) == before
+
+
+# -- the daemon's staging of chunked transfers -----------------------------------------
+
+
+def _chunk(base: str, transaction: str, files: dict[str, bytes], final: bool) -> dict[str, Any]:
+    return {
+        "root": "/the/editor/workspace",
+        "base": base,
+        "target": target_of(files),
+        "files": [item(p, d) for p, d in files.items()],
+        "deleted": [],
+        "transaction": transaction,
+        "final": final,
+    }
+
+
+def test_a_transfer_whose_client_went_quiet_is_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ws").mkdir()
+    syncer = hotswap_sync.Syncer(tmp_path / "ws", tmp_path / "mirror")
+    base = syncer.manifest("/the/editor/workspace")["state"]
+    assert syncer.receive(_chunk(base, "dead", {"a.py": b"A\n"}, final=False)) is None
+    assert syncer.staged("dead")["files"], "the first chunk is held until the last one"
+    monkeypatch.setattr(hotswap_sync, "STAGING_TTL_SECONDS", 0.0)
+    assert syncer.receive(_chunk(base, "live", {"b.py": b"B\n"}, final=False)) is None
+    assert syncer.staged("dead")["files"] == []
+
+
+def test_applying_a_diff_drops_transfers_based_on_the_old_state(tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    syncer = hotswap_sync.Syncer(tmp_path / "ws", tmp_path / "mirror")
+    base = syncer.manifest("/the/editor/workspace")["state"]
+    syncer.receive(_chunk(base, "stale", {"a.py": b"A\n"}, final=False))
+    done = syncer.receive(_chunk(base, "whole", {"b.py": b"B\n"}, final=True))
+    assert done is not None and done["state"] == target_of({"b.py": b"B\n"})
+    assert syncer.staged("stale")["files"] == []
+    assert (tmp_path / "mirror" / "b.py").read_bytes() == b"B\n"
