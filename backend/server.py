@@ -39,7 +39,14 @@ from .protocol import (
 from .session import Session, new_key
 from .supervisor import WorkerProcess, describe_death, exit_code_of, spawn_worker
 from .sync import Syncer, SyncMismatch, UnsafePath, map_prefix
-from .workspace import Config, connection_path, state_dir, write_private_json
+from .workspace import (
+    Config,
+    ConnectionFileError,
+    connection_path,
+    read_connection,
+    state_dir,
+    write_private_json,
+)
 
 log = logging.getLogger("hotswap.daemon")
 
@@ -178,11 +185,9 @@ class Daemon:
         self.syncer.save_records()
         path = connection_path(self.workspace)
         try:
-            import json
-
-            if json.loads(path.read_text()).get("pid") == os.getpid():
+            if read_connection(path)["pid"] == os.getpid():  # not a successor's file
                 path.unlink()
-        except (OSError, ValueError):
+        except (ConnectionFileError, OSError):
             pass
         self.client_socket.close(linger=500)
         self.worker_socket.close(linger=0)

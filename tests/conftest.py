@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -63,15 +63,7 @@ class Workspace:
         timeout: float = 180,
     ) -> subprocess.CompletedProcess[str]:
         argv = [HOTSWAP, command, "--workspace", str(self.root), *args]
-        proc = subprocess.run(
-            argv,
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env or base_env(),
-            cwd=cwd or self.root,
-            timeout=timeout,
-        )
+        proc = self._complete(argv, input, env, cwd, timeout)
         self.note_daemon()
         return proc
 
@@ -101,8 +93,18 @@ class Workspace:
         cwd: Path | None = None,
         timeout: float = 180,
     ) -> subprocess.CompletedProcess[str]:
+        return self._complete([PYTHON, *args], input, env, cwd, timeout)
+
+    def _complete(
+        self,
+        argv: list[str],
+        input: str | bytes | None,
+        env: dict[str, str] | None,
+        cwd: Path | None,
+        timeout: float,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [PYTHON, *args],
+            argv,
             input=input,
             capture_output=True,
             text=True,
@@ -184,6 +186,9 @@ def wait_until(condition: Callable[[], Any], failure: str, timeout: float = 60.0
     return result
 
 
+F = TypeVar("F", bound="Follow")
+
+
 class Follow:
     """A running ``hotswap run`` whose output threads collect, so a test can wait for a line."""
 
@@ -224,3 +229,16 @@ class Follow:
         for reader in self.readers:
             reader.join(timeout)
         return code
+
+
+@contextlib.contextmanager
+def following(ws: Workspace, *args: str, kind: type[F] = Follow) -> Iterator[F]:  # type: ignore[assignment]
+    """``hotswap run ARGS`` in the background, killed at the end whatever happens."""
+    follow = kind(ws.popen_run(*args))
+    try:
+        yield follow
+    finally:
+        if follow.proc.poll() is None:
+            follow.proc.kill()
+            follow.proc.wait()
+        ws.note_daemon()

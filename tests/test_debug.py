@@ -25,6 +25,7 @@ from conftest import (
     Workspace,
     base_env,
     compare_runs,
+    following,
     kill_group,
     wait_until,
 )
@@ -61,17 +62,9 @@ class DebugRun(Follow):
         return found["host"], int(found["port"])
 
 
-@contextlib.contextmanager
-def debug_run(ws: Workspace, *args: str) -> Iterator[DebugRun]:
+def debug_run(ws: Workspace, *args: str) -> contextlib.AbstractContextManager[DebugRun]:
     """``hotswap run --debug ARGS``, killed at the end whatever happens."""
-    run = DebugRun(ws.popen_run("--debug", *args))
-    try:
-        yield run
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
-        ws.note_daemon()
+    return following(ws, "--debug", *args, kind=DebugRun)
 
 
 @contextlib.contextmanager

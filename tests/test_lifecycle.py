@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOTSWAP, PYTHON, Follow, Workspace, base_env, kill_group, wait_until
+from conftest import (
+    HOTSWAP,
+    PYTHON,
+    Follow,
+    Workspace,
+    base_env,
+    following,
+    kill_group,
+    wait_until,
+)
 from hotswap.client import DaemonClient
 from hotswap.protocol import PROTOCOL_VERSION, validate
 
@@ -62,19 +71,6 @@ def idle_worker(ws: Workspace, not_pid: int | None = None) -> dict[str, Any]:
         return dict(worker) if fresh else None
 
     return dict(wait_until(ready, "the worker did not become idle"))
-
-
-@contextlib.contextmanager
-def following(ws: Workspace, *args: str) -> Iterator[Follow]:
-    """``hotswap run ARGS`` in the background, killed at the end whatever happens."""
-    follow = Follow(ws.popen_run(*args))
-    try:
-        yield follow
-    finally:
-        if follow.proc.poll() is None:
-            follow.proc.kill()
-            follow.proc.wait()
-        ws.note_daemon()
 
 
 @contextlib.contextmanager
