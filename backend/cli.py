@@ -21,6 +21,7 @@ from .client import (
     live_client,
     remote_client,
 )
+from .entry import EntryError, python_command
 from .protocol import ProtocolError
 from .sync import Skipped
 from .sync_client import describe_size, sync_workspace
@@ -133,7 +134,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         )
         _err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
-        if body["message"] and body["reason"] != "exited":
+        if body["message"]:
             _err(body["message"])
         return int(body["exit_code"])
     elif msg["type"] == "error":
@@ -178,12 +179,18 @@ class SyncReport:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    try:
+        kind, entry, args = python_command(ns.module, ns.code, ns.command)
+    except EntryError as exc:
+        _err(str(exc))
+        return 2
     workspace = find_workspace(ns.workspace)
     client = connect(ns, workspace, start=True)
     assert client is not None
     body = {
-        "entry": ns.entry,
-        "args": ns.args,
+        "entry": entry,
+        "args": args,
+        "entry_kind": kind,
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "queue": ns.queue,
@@ -347,8 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
     )
-    run.add_argument("entry", help="the script to run")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    # As python's: -m and -c take the rest of the line; so does ENTRY ("--" included).
+    run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, help="as python -m MODULE")
+    run.add_argument("-c", dest="code", nargs=argparse.REMAINDER, help="as python -c CODE")
+    run.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="ENTRY [ARGS]", help="script, dir or zip"
+    )
     run.set_defaults(func=cmd_run)
 
     serve = add("serve", "run the backend daemon for a workspace in the foreground", remote=False)

@@ -112,6 +112,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         debug=_f(bool, required=False),
         wait=_f(bool, required=False),
         just_my_code=_f(bool, required=False),
+        entry_kind=_f(str, required=False),  # "path" (default), "module" (-m), "code" (-c)
     ),
     "manifest": _spec("request", root=_f(str)),
     "sync": _spec(
@@ -211,6 +212,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         wait=_f(bool, required=False),
         debug_timeout=_f(int, float, required=False),
         just_my_code=_f(bool, required=False),
+        entry_kind=_f(str, required=False),
     ),
     "debug_listening": _spec(
         "worker",

@@ -362,6 +362,7 @@ class Daemon:
             "wait": body.get("wait", True),
             "debug_timeout": self.config.debug_timeout,
             "just_my_code": body.get("just_my_code", True),
+            "entry_kind": body.get("entry_kind", "path"),
         }
         path_map = self.syncer.path_map(root) if root else None
         if path_map is not None:
