@@ -84,7 +84,7 @@ CASES: dict[str, str] = {
         print("patches", json.dumps([1]), os.path.join("a", "b"), hasattr(json, "added"))
         json.dumps = lambda *args, **kwargs: "patched dumps"
         os.path.join = lambda *parts: "patched join"
-        json.added = print
+        json.added = lambda: "added by a run"
         del json.loads
         """,
     "torch-monkeypatch": """\
