@@ -92,7 +92,6 @@ CASES: dict[str, str] = {
 
         print("relu", torch.nn.functional.relu(torch.tensor([-1.0, 2.0])))
         torch.nn.functional.relu = lambda x: x
-        torch.Tensor.__hotswap_leak__ = 1
         """,
     "torch-switches": """\
         import torch
@@ -212,7 +211,9 @@ def test_all_cases_in_a_row_on_one_worker(workspace: Workspace) -> None:
 
 def test_fresh_seeds_on_every_run(shared: Workspace) -> None:
     """As two python processes, two runs draw different numbers (no fixed torch seed)."""
-    shared.write("draw.py", "import random\nimport torch\nprint(random.random(), torch.initial_seed())\n")
+    shared.write(
+        "draw.py", "import random\nimport torch\nprint(random.random(), torch.initial_seed())\n"
+    )
     draws = {shared.run("draw.py").stdout for _ in range(2)}
     assert len(draws) == 2
 

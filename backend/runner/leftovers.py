@@ -17,6 +17,7 @@ THREAD_GRACE = 1.0  # seconds a stopped thread gets to leave a blocking call
 def _thread_code_file(thread: threading.Thread) -> str:
     """The file of the code a thread runs: its target, or its class's overridden run()."""
     target = getattr(thread, "_target", None) or getattr(thread, "function", None)  # Timer
+    target = getattr(target, "func", target)  # functools.partial
     func = getattr(target, "__func__", target)
     code = getattr(func, "__code__", None)
     if code is None:
