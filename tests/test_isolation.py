@@ -116,6 +116,16 @@ CASES: dict[str, str] = {
         torch.set_default_device("meta")
         torch.set_grad_enabled(False)
         """,
+    "numpy-and-socket-switches": """\
+        import socket
+
+        import numpy
+
+        print(numpy.array([1.23456789]), numpy.geterr()["divide"], socket.getdefaulttimeout())
+        numpy.set_printoptions(precision=1)
+        numpy.seterr(all="raise")
+        socket.setdefaulttimeout(5)
+        """,
     "multiprocessing-start-method": """\
         import multiprocessing as mp
 
@@ -284,7 +294,16 @@ sleeper = os.fork()
 if sleeper == 0:
     time.sleep(60)
     os._exit(0)
-Path("pids").write_text(f"{ended} {sleeper}")
+reading, writing = os.pipe()
+if os.fork() == 0:  # a daemonized grandchild: its parent exits at once
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(60)
+        os._exit(0)
+    os.write(writing, str(grandchild).encode())
+    os._exit(0)
+grandchild = int(os.read(reading, 100))
+Path("pids").write_text(f"{ended} {sleeper} {grandchild}")
 time.sleep(0.2)
 """
 
@@ -301,11 +320,15 @@ def _state(pid: int) -> str | None:
 def test_children_are_reaped_and_stop_ends_them(workspace: Workspace) -> None:
     workspace.write("forks.py", FORKS)
     assert workspace.run("forks.py").returncode == 0
-    ended, sleeper = map(int, (workspace.root / "pids").read_text().split())
+    ended, sleeper, grandchild = map(int, (workspace.root / "pids").read_text().split())
     assert _state(ended) is None, "a child that ended is reaped, not left a zombie"
-    assert _state(sleeper) not in (None, "Z")
+    assert _state(sleeper) not in (None, "Z") and _state(grandchild) not in (None, "Z")
     assert workspace.hotswap("stop").returncode == 0
-    wait_until(lambda: _state(sleeper) in (None, "Z"), "the child outlived `hotswap stop`", 10)
+    wait_until(
+        lambda: all(_state(pid) in (None, "Z") for pid in (sleeper, grandchild)),
+        "a process a run started outlived `hotswap stop`",
+        10,
+    )
 
 
 # -- hotswap run takes what python takes --------------------------------------------------

@@ -53,6 +53,16 @@ def _raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(exc_type))
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Linux: processes a run's children leave behind (a daemonized grandchild) become the
+    worker's children rather than init's, so they are reaped and ended with the worker."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
 def children() -> list[int]:
     """Live child processes of this process (from /proc; empty where there is none)."""
     me, found = os.getpid(), []

@@ -122,9 +122,24 @@ def _multiprocessing_switches(mp: Any) -> Iterator[tuple[str, Getter, Setter]]:
     yield "start_method", lambda: context._actual_context, _setattr(context, "_actual_context")
 
 
+def _numpy_switches(numpy: Any) -> Iterator[tuple[str, Getter, Setter]]:
+    yield (
+        "numpy.printoptions",
+        lambda: numpy.get_printoptions(),
+        lambda v: numpy.set_printoptions(**v),
+    )
+    yield "numpy.errstate", lambda: numpy.geterr(), lambda v: numpy.seterr(**v)
+
+
+def _socket_switches(socket: Any) -> Iterator[tuple[str, Getter, Setter]]:
+    yield "socket.timeout", socket.getdefaulttimeout, socket.setdefaulttimeout
+
+
 LIBRARY_SWITCHES: dict[str, Callable[[Any], Iterator[tuple[str, Getter, Setter]]]] = {
     "torch": _torch_switches,
+    "numpy": _numpy_switches,
     "multiprocessing": _multiprocessing_switches,
+    "socket": _socket_switches,
 }
 
 

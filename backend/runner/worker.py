@@ -26,7 +26,7 @@ from .execute import (
     isolate_runs,
     release_run_memory,
 )
-from .leftovers import kill_children
+from .leftovers import adopt_orphans, kill_children
 from .link import WorkerLink
 
 
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(ValueError):  # `-m` put the daemon's cwd first; runs set their own
         sys.path.remove(os.getcwd())
     isolate_runs(args.workspace)  # before any run or prewarm: the pristine process
+    adopt_orphans()
     link = WorkerLink(args.connect, key, args.worker_id)
     worker = Worker(link)
     install(worker.cache)
