@@ -15,6 +15,7 @@ import importlib.machinery
 import io
 import linecache
 import os
+import signal
 import sys
 import time
 import types
@@ -136,15 +137,17 @@ def execute(request: RunRequest) -> RunOutcome:
     isolation.before_run(user.owns_module)
     modules_before = set(sys.modules)
     outcome = RunOutcome(exit_code=0, duration=0.0)
-    notes: list[str] = []
     try:
         _enter_script_environment(request, entry)
-        notes = _run_as_python(request, entry, state, user, outcome)
+        _run_as_python(request, entry, state, user, outcome)
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
         print_uncaught(exc, request.path_map)
         outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
     finally:
+        # The script is over: a cancel now must not break off putting the process back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         isolation.undo_patches()
+        notes = isolation.end_threads(state.threads, user.owns)
         _flush_all()
         if request.debug:
             from .debug import stop_tracing
@@ -164,9 +167,8 @@ def execute(request: RunRequest) -> RunOutcome:
 
 def _run_as_python(
     request: RunRequest, entry: str, state: ProcessState, user: UserCode, outcome: RunOutcome
-) -> list[str]:
-    """The script, then what python does at exit: join threads, atexit handlers, children;
-    the notes to show about what could not be ended."""
+) -> None:
+    """The script, then what python does at exit: join threads, atexit handlers, children."""
     worker_pid = os.getpid()
     exit_handlers = RunExitHandlers(user.owns)
     if request.debug:
@@ -180,8 +182,6 @@ def _run_as_python(
         _join_run_threads(state)  # the interpreter joins threads before atexit handlers
         exit_handlers.run(report_atexit_error)
     _join_run_processes()
-    assert _isolation is not None
-    return _isolation.end_threads(state.threads, user.owns)
 
 
 def _exit_forked_child(code: int, exit_handlers: RunExitHandlers) -> None:
