@@ -347,6 +347,7 @@ def _write_python_forms(ws: Workspace) -> None:
     ws.write("forms/pkg/__init__.py", "")
     ws.write("forms/pkg/train.py", PRINTS_ITSELF + "raise ValueError('from a module')\n")
     ws.write("forms/pkg/__main__.py", PRINTS_ITSELF)
+    ws.write("forms/pkg/broken.py", "def f(:\n    pass\n")
     ws.write("forms/app/__main__.py", PRINTS_ITSELF)
     (ws.root / "forms" / "empty_dir").mkdir(exist_ok=True)
     with zipfile.ZipFile(ws.root / "forms" / "app.zip", "w") as archive:
@@ -358,6 +359,7 @@ FORMS = {
     "module": ("-m", "pkg.train", "--lr", "3"),
     "package-module": ("-m", "pkg", "x"),
     "module-missing": ("-m", "no_such_module"),
+    "module-syntax-error": ("-m", "pkg.broken"),
     "module-missing-parent": ("-m", "no_such_pkg.sub"),
     "code": ("-c", "import sys; print(sys.argv, __name__, __spec__); raise SystemExit(4)", "q"),
     "code-error": ("-c", "1/0"),

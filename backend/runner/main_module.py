@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import dis
+import functools
 import importlib.machinery
+import importlib.util
 import io
 import os
-import runpy
 import sys
 import types
 import zipimport
@@ -64,7 +64,7 @@ def run_main(
 
 def _run_path(entry: str) -> Outcome:
     if is_package_entry(entry):
-        return _run_runpy(lambda: runpy._get_main_module_details(runpy._Error))  # type: ignore[attr-defined]
+        return _run_package(entry)
     module = _install_main()
     module.__loader__ = importlib.machinery.SourceFileLoader("__main__", entry)
     module.__file__ = entry
@@ -91,28 +91,15 @@ def _run_code(code: str) -> Outcome:
 
 
 def _run_module(name: str) -> Outcome:
-    return _run_runpy(lambda: runpy._get_module_details(name, runpy._Error), alter_argv=True)  # type: ignore[attr-defined]
+    _install_main()
+    _frozen_runpy()._run_module_as_main(name, alter_argv=True)
+    return 0, None
 
 
-def _run_runpy(details: Callable[[], Any], alter_argv: bool = False) -> Outcome:
-    """What ``runpy._run_module_as_main`` does, python's own frames included."""
-    module = _install_main()
-    try:
-        _, spec, code = details()
-    except runpy._Error as exc:  # type: ignore[attr-defined]
-        raise SystemExit(f"{sys.executable}: {exc}") from None
-    if alter_argv:
-        sys.argv[0] = spec.origin
-    module.__dict__.update(
-        __name__="__main__",
-        __file__=spec.origin,
-        __cached__=spec.cached,
-        __doc__=None,
-        __loader__=spec.loader,
-        __package__=spec.parent,
-        __spec__=spec,
-    )
-    _runpy_frames()(code, module.__dict__)
+def _run_package(path: str) -> Outcome:
+    """A directory or zip file: its ``__main__`` module, found through sys.path[0]."""
+    _install_main()
+    _frozen_runpy()._run_module_as_main("__main__", alter_argv=False)
     return 0, None
 
 
@@ -125,34 +112,17 @@ def _install_main() -> types.ModuleType:
     return module
 
 
-_trampoline: Callable[[Any, dict[str, Any]], None] | None = None
-
-
-def _runpy_frames() -> Callable[[Any, dict[str, Any]], None]:
-    """exec() under two frames that read as python's ``<frozen runpy>`` ones in tracebacks
-    (same file name, function names and line numbers as this python's runpy)."""
-    global _trampoline
-    if _trampoline is None:
-        outer = _line_of(runpy._run_module_as_main, "_run_code")  # type: ignore[attr-defined]
-        inner = _line_of(runpy._run_code, "exec")  # type: ignore[attr-defined]
-        lines = [""] * max(outer, inner, 2)
-        if outer == inner:  # not this python's layout: keep the names, lose the numbers
-            outer, inner = 2, 1
-        lines[inner - 1] = "def _run_code(code, run_globals): exec(code, run_globals)"
-        lines[outer - 1] = "def _run_module_as_main(code, g): _run_code(code, g)"
-        namespace: dict[str, Any] = {}
-        exec(compile("\n".join(lines), "<frozen runpy>", "exec"), namespace)
-        _trampoline = namespace["_run_module_as_main"]
-    return _trampoline
-
-
-def _line_of(func: Any, name: str) -> int:
-    with contextlib.suppress(Exception):
-        for instruction in dis.get_instructions(func):
-            positions = getattr(instruction, "positions", None)
-            if instruction.argval == name and positions is not None:
-                return int(positions.lineno or 1)
-    return 1
+@functools.cache
+def _frozen_runpy() -> types.ModuleType:
+    """A private copy of runpy, compiled as python's frozen one is named: what ``python -m``
+    runs, with the same ``<frozen runpy>`` frames in tracebacks (the worker runs with frozen
+    modules off, so that debugpy can bind breakpoints in the stdlib)."""
+    spec = importlib.util.find_spec("runpy")
+    assert spec is not None and spec.loader is not None
+    source = spec.loader.get_source("runpy")  # type: ignore[attr-defined]
+    module = types.ModuleType("runpy")
+    exec(compile(source, "<frozen runpy>", "exec"), module.__dict__)
+    return module
 
 
 _RUNNERS: dict[str, Callable[[str], Outcome]] = {
