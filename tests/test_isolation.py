@@ -79,9 +79,15 @@ CASES: dict[str, str] = {
         """,
     "library-monkeypatch": """\
         import json
+        import logging
         import os.path
+        import tempfile
 
         print("patches", json.dumps([1]), os.path.join("a", "b"), hasattr(json, "added"))
+        print("settings", tempfile.gettempdir(), logging.raiseExceptions, hasattr(json, "FLAG"))
+        tempfile.tempdir = "/leaked/tmp"
+        logging.raiseExceptions = False
+        json.FLAG = 1
         json.dumps = lambda *args, **kwargs: "patched dumps"
         os.path.join = lambda *parts: "patched join"
         json.added = lambda: "added by a run"

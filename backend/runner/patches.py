@@ -55,6 +55,15 @@ def _patchable(value: Any) -> bool:
     return isinstance(value, _ROUTINES)
 
 
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _public_setting(key: str, value: Any) -> bool:
+    """A public flag or setting of a module; private ones (``_initialized``) are a library's
+    own bookkeeping."""
+    return not key.startswith("_") and (value is _MISSING or type(value) in _SCALARS)
+
+
 def _dict_version_reader() -> Callable[[dict[str, Any]], int] | None:
     """PEP 509's version tag of a dict (CPython 3.11 to 3.13 keep one, changed by every
     write), read through ctypes: one read per module tells whether its namespace changed.
@@ -79,8 +88,9 @@ class LibraryPatches:
 
     Undone: a function, class or other callable that was deleted or replaced, unless the new
     value is a function or class of a library (a library's own patch, or its lazy loading) or
-    a module (a submodule import). Other rebinding (flags, caches a library keeps in its
-    globals) is the library's own state and stays.
+    a module (a submodule import); and a public setting (a number, string, bool or None under
+    a name without ``_``). Private globals (caches, ``_initialized`` flags) are the library's
+    own state and stay.
     """
 
     def __init__(self, is_user_module: Callable[[types.ModuleType], bool]) -> None:
@@ -156,14 +166,16 @@ class LibraryPatches:
         undone = []
         for key in namespace.keys() | copy.keys():
             old, new = copy.get(key, _MISSING), namespace.get(key, _MISSING)
-            if old is not new and self._is_patch(old, new):
+            if old is not new and self._is_patch(key, old, new):
                 _put(namespace, key, old)
                 undone.append(f"{name}.{key}")
         return undone
 
-    def _is_patch(self, old: Any, new: Any) -> bool:
+    def _is_patch(self, key: str, old: Any, new: Any) -> bool:
         if new is not _MISSING and self._user_type(type(new)):
             return True  # an object of the script's own class (a callable stand-in)
+        if _public_setting(key, old) and _public_setting(key, new):
+            return True  # tempfile.tempdir = ...: a library left alone keeps it or redoes it
         if new is _MISSING or not _patchable(new):
             return _patchable(old)
         return not self._library_defined(new)
