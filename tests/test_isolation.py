@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Workspace, compare_runs, wait_until
+from hotswap.entry import EntryError, python_command
 
 CASES: dict[str, str] = {
     "stdout-redirected-to-devnull": """\
@@ -403,3 +404,30 @@ def test_module_runs_under_its_spec_name(shared: Workspace) -> None:
         f"name __main__ spec pkg.train file {shared.root / 'forms' / 'pkg' / 'train.py'}\n"
     )
     assert os.sep in plain.stdout.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("module", "code", "command", "expected"),
+    [
+        (None, None, ["train.py", "--", "a"], ("path", "train.py", ["--", "a"])),
+        (None, None, ["--", "train.py", "-m"], ("path", "train.py", ["-m"])),
+        (["pkg.train", "--lr", "3"], None, [], ("module", "pkg.train", ["--lr", "3"])),
+        (["pkg"], None, ["a"], ("module", "pkg", ["a"])),  # -mpkg a
+        (None, ["print(1)", "x"], [], ("code", "print(1)", ["x"])),
+    ],
+)
+def test_command_lines_read_as_python_reads_them(
+    module: list[str] | None,
+    code: list[str] | None,
+    command: list[str],
+    expected: tuple[str, str, list[str]],
+) -> None:
+    assert tuple(python_command(module, code, command)) == expected
+
+
+@pytest.mark.parametrize(("module", "command"), [([], []), (None, []), (None, ["--"])])
+def test_a_command_line_without_an_entry_says_what_to_give(
+    module: list[str] | None, command: list[str]
+) -> None:
+    with pytest.raises(EntryError, match="usage: hotswap run"):
+        python_command(module, None, command)
