@@ -22,6 +22,7 @@ from .client import (
     live_client,
     remote_client,
 )
+from .entry import EntryError, python_command
 from .protocol import INTERRUPTED_EXIT, ProtocolError, new_id
 from .sync_client import sync_then_run
 from .workspace import Config, find_workspace, pid_alive
@@ -126,7 +127,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         )
         err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
-        if body["message"] and body["reason"] != "exited":
+        if body["message"]:
             err(body["message"])
         return int(body["exit_code"])
     elif msg["type"] == "error":
@@ -143,11 +144,15 @@ def connect(ns: argparse.Namespace, workspace: Path, start: bool) -> DaemonClien
 
 
 def run_request(ns: argparse.Namespace) -> dict[str, Any]:
-    """The ``run`` request for ``hotswap run``'s arguments, with a run id of our choosing."""
+    """The ``run`` request for ``hotswap run``'s arguments, with a run id of our choosing.
+
+    Raises EntryError for a command line python would refuse."""
+    kind, entry, args = python_command(ns.module, ns.code, ns.script)
     return {
         "run_id": new_id(),
-        "entry": ns.entry,
-        "args": ns.args,
+        "entry": entry,
+        "args": args,
+        "entry_kind": kind,
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "queue": ns.queue,
@@ -158,11 +163,16 @@ def run_request(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    try:
+        request = run_request(ns)
+    except EntryError as exc:
+        err(str(exc))
+        return 2
     workspace = find_workspace(ns.workspace)
     client = connect(ns, workspace, start=True)
     assert client is not None
     report = SyncReport()
-    reply = sync_then_run(client, workspace, run_request(ns), report.progress, report.skipped)
+    reply = sync_then_run(client, workspace, request, report.progress, report.skipped)
     return follow_run(client, reply["run_id"])
 
 
@@ -261,8 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
     )
-    run.add_argument("entry", help="the script to run")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    # As python's: -m and -c take the rest of the line; so does ENTRY ("--" included).
+    run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, help="as python -m MODULE")
+    run.add_argument("-c", dest="code", nargs=argparse.REMAINDER, help="as python -c CODE")
+    run.add_argument(
+        "script", nargs=argparse.REMAINDER, metavar="ENTRY [ARGS]", help="script, dir or zip"
+    )
     run.set_defaults(func=cmd_run)
 
     serve = add("serve", "run the backend daemon for a workspace in the foreground", remote=False)

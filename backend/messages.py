@@ -128,6 +128,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         debug=_opt(bool),
         wait=_opt(bool),
         just_my_code=_opt(bool),
+        entry_kind=_opt(str),  # "path" (default), "module" (-m), "code" (-c)
     ),
     "manifest": _spec("request", root=_f(str)),
     "sync": _spec(
@@ -234,6 +235,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         wait=_opt(bool),
         debug_timeout=_opt(int, float),
         just_my_code=_opt(bool),
+        entry_kind=_opt(str),
     ),
     "interrupt": _spec("to_worker", run_id=_f(str)),
     "feed_stdin": _spec("to_worker", run_id=_f(str), data=_f(bytes), eof=_f(bool)),

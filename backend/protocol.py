@@ -26,6 +26,9 @@ INTERRUPTED_EXIT = 130
 FEATURES = ["run", "cancel", "stdin", "status", "stop", "release", "queue", "warm", "sync", "debug"]
 RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded"]
 STREAMS = ["stdout", "stderr"]
+ENTRY_KINDS = ["path", "module", "code"]
+"""What a run's ``entry`` names: a script path (or a folder/zip with ``__main__.py``), a module
+(``-m``) or code (``-c``)."""
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """A client-chosen run id: 1-64 letters, digits, ``_`` or ``-``."""
 

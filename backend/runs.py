@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .paths import PathMap, map_run_into_mirror, path_mappings
 from .protocol import (
+    ENTRY_KINDS,
     INTERRUPTED_EXIT,
     RUN_FINISHED_REASONS,
     BadRunId,
@@ -269,6 +270,7 @@ def exec_body(
         "wait": request.get("wait", True),
         "debug_timeout": debug_timeout,
         "just_my_code": request.get("just_my_code", True),
+        "entry_kind": request.get("entry_kind", "path"),
     }
     if path_map is not None:
         fields = map_run_into_mirror(fields, path_map)
@@ -277,7 +279,11 @@ def exec_body(
 
 
 def _check_exec_body(body: dict[str, Any]) -> None:
-    if not body["entry"]:
+    if body["entry_kind"] not in ENTRY_KINDS:
+        raise ProtocolError(
+            f"run: entry_kind must be one of {', '.join(ENTRY_KINDS)}, got {body['entry_kind']!r}"
+        )
+    if not body["entry"] and body["entry_kind"] != "code":  # python -c "" runs nothing
         raise ProtocolError("run: entry is empty", hint="name the script to run")
     if not all(isinstance(a, str) for a in body["args"]):
         raise ProtocolError("run: args must be strings")

@@ -31,15 +31,7 @@ def runtime_imports(path: Path) -> set[str]:
 
 
 def _modules() -> list[object]:
-    split_by_issue_9 = pytest.mark.xfail(
-        reason="runner/execute.py is split by the isolation branch (issue 9); drop this mark "
-        "when merging it",
-        strict=True,
-    )
-    return [
-        pytest.param(p, marks=split_by_issue_9) if p.name == "execute.py" else p
-        for p in sorted(BACKEND.rglob("*.py"))
-    ]
+    return sorted(BACKEND.rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)

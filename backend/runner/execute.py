@@ -6,7 +6,6 @@ absolute path (so debugpy binds breakpoints and pickle finds classes).
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import ctypes
 import functools
@@ -16,33 +15,33 @@ import importlib.machinery
 import io
 import linecache
 import os
+import signal
 import sys
 import time
-import traceback
 import types
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..paths import map_prefix
+from ..paths import HOTSWAP_DIR, PathMap
 from ..protocol import INTERRUPTED_EXIT
 from ..warm import active_cache
+from .errors import (
+    print_uncaught,
+    report_atexit_error,
+)
+from .isolation import Isolation, write_notes
+from .main_module import main_path0, run_main
 from .process_state import (
     ProcessState,
     RunExitHandlers,
     apply_environ,
-    reset_torch_rng,
     reset_warning_registries,
 )
 
-HOTSWAP_DIR = str(Path(__file__).resolve().parent.parent)
 _LIBRARY_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 _STDLIB_DIRS = tuple(
     {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
 )
-
-
-PathMap = tuple[str, str]  # (daemon's mirror root, client's workspace root)
 
 
 @dataclass
@@ -55,6 +54,7 @@ class RunRequest:
     workspace: str
     path_map: PathMap | None = None
     debug: bool = False
+    entry_kind: str = "path"  # or "module" (python -m), "code" (python -c)
 
 
 @dataclass
@@ -65,6 +65,7 @@ class RunOutcome:
     interrupted: bool = False
     warm_reused: list[str] = field(default_factory=list)
     broken_imports: list[str] = field(default_factory=list)
+    restart: str | None = None  # why the worker cannot serve another run
 
 
 PREWARM_MODULE = "__hotswap_prewarm__"
@@ -113,31 +114,38 @@ def _owned(roots: tuple[str, ...], filename: str) -> bool:
     return path.startswith(roots)
 
 
+_isolation: Isolation | None = None
+
+
+def isolate_runs(workspace: str) -> Isolation:
+    """Set up, once per worker, what puts the process back after each run."""
+    global _isolation
+    _isolation = Isolation(UserCode([workspace]).owns_module)
+    return _isolation
+
+
 def execute(request: RunRequest) -> RunOutcome:
     """Run the request's entry; always returns, whatever the script does."""
     started = time.perf_counter()
-    entry = _absolute_entry(request.cwd, os.path.expanduser(request.entry))
-    user = UserCode([request.workspace, os.path.dirname(os.path.realpath(entry))])
+    isolation = _isolation or isolate_runs(request.workspace)
+    entry = _entry_target(request)
+    user = UserCode([request.workspace, main_path0(request.entry_kind, entry, request.cwd)])
     state = ProcessState.capture()
     _prepare(user)
+    isolation.before_run(user.owns_module)
     modules_before = set(sys.modules)
-    exit_handlers = RunExitHandlers(user.owns)
     outcome = RunOutcome(exit_code=0, duration=0.0)
     try:
         _enter_script_environment(request, entry)
-        if request.debug:
-            from .debug import trace_this_run
-
-            trace_this_run()
-        with exit_handlers:
-            outcome.exit_code, outcome.error = run_main(entry, request.path_map)
-            _join_run_threads(state)  # the interpreter joins threads before atexit handlers
-            exit_handlers.run(_report_atexit_error)
-        _join_run_processes()
+        _run_as_python(request, entry, state, user, outcome)
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
-        _print_uncaught(exc, request.path_map)
+        print_uncaught(exc, request.path_map)
         outcome.exit_code = INTERRUPTED_EXIT
     finally:
+        # The script is over: a cancel now must not break off putting the process back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        isolation.undo_patches()
+        notes = isolation.end_threads(state.threads, user.owns)
         _flush_all()
         if request.debug:
             from .debug import stop_tracing
@@ -145,12 +153,41 @@ def execute(request: RunRequest) -> RunOutcome:
             stop_tracing()
         state.restore()
         user.purge()
+        more_notes, outcome.restart = isolation.after_run()
+    write_notes(notes + more_notes)
     outcome.broken_imports = half_imported(modules_before)
     outcome.interrupted = outcome.exit_code == INTERRUPTED_EXIT
     cache = active_cache()
     outcome.warm_reused = sorted(set(cache.reused)) if cache else []
     outcome.duration = time.perf_counter() - started
     return outcome
+
+
+def _run_as_python(
+    request: RunRequest, entry: str, state: ProcessState, user: UserCode, outcome: RunOutcome
+) -> None:
+    """The script, then what python does at exit: join threads, atexit handlers, children."""
+    worker_pid = os.getpid()
+    exit_handlers = RunExitHandlers(user.owns)
+    if request.debug:
+        from .debug import trace_this_run
+
+        trace_this_run()
+    with exit_handlers:
+        outcome.exit_code, outcome.error = run_main(request.entry_kind, entry, request.path_map)
+        if os.getpid() != worker_pid:
+            _exit_forked_child(outcome.exit_code, exit_handlers)
+        _join_run_threads(state)  # the interpreter joins threads before atexit handlers
+        exit_handlers.run(report_atexit_error)
+    _join_run_processes()
+
+
+def _exit_forked_child(code: int, exit_handlers: RunExitHandlers) -> None:
+    """A child the script forked (os.fork) ends here, as python's would: never back into the
+    worker's loop."""
+    exit_handlers.run(report_atexit_error)
+    _flush_all()
+    os._exit(code)
 
 
 def half_imported(before: set[str]) -> list[str]:
@@ -165,10 +202,14 @@ def half_imported(before: set[str]) -> list[str]:
     return sorted(broken)
 
 
-def _absolute_entry(cwd: str, entry: str) -> str:
+def _entry_target(request: RunRequest) -> str:
     """The script path as python makes it absolute: joined to the cwd but not normalized
-    (``sub/../x.py`` stays), so ``__file__`` and tracebacks read the same."""
-    return entry if os.path.isabs(entry) else f"{cwd}{os.sep}{entry}"
+    (``sub/../x.py`` stays), so ``__file__`` and tracebacks read the same. A module name or
+    code stays as it is."""
+    if request.entry_kind != "path":
+        return request.entry
+    entry = os.path.expanduser(request.entry)
+    return entry if os.path.isabs(entry) else f"{request.cwd}{os.sep}{entry}"
 
 
 def _prepare(user: UserCode) -> None:
@@ -177,7 +218,6 @@ def _prepare(user: UserCode) -> None:
     importlib.invalidate_caches()
     linecache.clearcache()
     reset_warning_registries()
-    reset_torch_rng()
     cache = active_cache()
     if cache is not None:
         cache.reset_counters()
@@ -186,10 +226,12 @@ def _prepare(user: UserCode) -> None:
 def _enter_script_environment(request: RunRequest, entry: str) -> None:
     os.chdir(request.cwd)
     apply_environ(request.env)
-    sys.argv[:] = [request.entry, *request.args]
+    argv0 = {"module": "-m", "code": "-c"}.get(request.entry_kind, request.entry)
+    sys.argv[:] = [argv0, *request.args]
     extra = [p for p in request.env.get("PYTHONPATH", "").split(os.pathsep) if p]
     base = [p for p in sys.path if p not in extra]  # the worker keeps no slot for a script
-    sys.path[:] = [os.path.dirname(os.path.realpath(entry)), *extra, *base]
+    path0 = main_path0(request.entry_kind, entry, request.cwd)
+    sys.path[:] = [path0, *extra, *base]
     sys.stdin = _text_stream(0, "r")
     sys.stdout = _text_stream(1, "w")
     sys.stderr = _text_stream(2, "w", errors="backslashreplace")
@@ -202,141 +244,6 @@ def _text_stream(fd: int, mode: str, errors: str = "strict") -> io.TextIOWrapper
     raw = io.FileIO(fd, mode, closefd=False)
     buffered: Any = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
     return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors, line_buffering=True)
-
-
-def run_main(entry: str, path_map: PathMap | None = None) -> tuple[int, dict[str, Any] | None]:
-    """Execute ``entry`` as ``__main__``; return (exit code, error description or None)."""
-    module = _fresh_main_module(entry)
-    sys.modules["__main__"] = module
-    try:
-        with io.open_code(entry) as f:
-            source = f.read()
-    except OSError as exc:
-        prog = os.path.basename(sys.executable)
-        print(
-            f"{prog}: can't open file {entry!r}: [Errno {exc.errno}] {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 2, {"type": type(exc).__name__, "message": str(exc), "frames": []}
-    try:
-        code = compile(source, entry, "exec", dont_inherit=True)
-        exec(code, module.__dict__)
-    except SystemExit as exc:
-        return _system_exit_code(exc), None
-    except BaseException as exc:
-        error = _print_uncaught(exc, path_map)
-        code_ = INTERRUPTED_EXIT if isinstance(exc, KeyboardInterrupt) else 1
-        return code_, error
-    return 0, None
-
-
-def _fresh_main_module(entry: str) -> types.ModuleType:
-    module = types.ModuleType("__main__")
-    module.__loader__ = importlib.machinery.SourceFileLoader("__main__", entry)
-    # The interpreter's own __main__ starts with these, in this order (pylifecycle.c).
-    module.__annotations__ = {}
-    module.__builtins__ = builtins  # type: ignore[attr-defined]
-    module.__file__ = entry
-    module.__cached__ = None  # type: ignore[attr-defined]
-    return module
-
-
-def _system_exit_code(exc: SystemExit) -> int:
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    with contextlib.suppress(Exception):
-        print(code, file=sys.stderr)
-    return 1
-
-
-def without_runner_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The traceback with hotswap's own frames taken out (user frames keep their order).
-
-    A cancel at a breakpoint raises in the debugger's wait loop, which runs in the user's
-    frame's trace call: the traceback ends where the debugger's frames begin, and that user
-    frame, listed twice, is shown once.
-    """
-    kept: list[types.TracebackType] = []
-    while tb is not None and not _in_debugger(tb.tb_frame.f_code.co_filename):
-        ours = tb.tb_frame.f_code.co_filename.startswith(HOTSWAP_DIR + os.sep)
-        if not ours and not (kept and kept[-1].tb_frame is tb.tb_frame):
-            kept.append(tb)
-        tb = tb.tb_next
-    rebuilt: types.TracebackType | None = None
-    for item in reversed(kept):
-        rebuilt = types.TracebackType(rebuilt, item.tb_frame, item.tb_lasti, item.tb_lineno)
-    return rebuilt
-
-
-def _in_debugger(filename: str) -> bool:
-    debugpy = sys.modules.get("debugpy")  # only a debug run imports it
-    if debugpy is None or not debugpy.__file__:
-        return False
-    return filename.startswith((os.path.dirname(debugpy.__file__) + os.sep, "_pydevd_bundle"))
-
-
-def _to_client(path: str, path_map: PathMap | None) -> str:
-    return map_prefix(path, *path_map) if path_map else path
-
-
-def describe_error(exc: BaseException, path_map: PathMap | None = None) -> dict[str, Any]:
-    cls = type(exc)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
-    frames = [
-        {"file": _to_client(f.filename, path_map), "line": f.lineno or 0, "function": f.name}
-        for f in traceback.extract_tb(exc.__traceback__)
-    ]
-    if isinstance(exc, SyntaxError) and exc.filename:
-        file = _to_client(exc.filename, path_map)
-        frames.append({"file": file, "line": exc.lineno or 0, "function": "<module>"})
-    return {"type": name, "message": str(exc), "frames": frames}
-
-
-def _print_uncaught(exc: BaseException, path_map: PathMap | None = None) -> dict[str, Any]:
-    """Print as the interpreter prints an uncaught exception, through sys.excepthook."""
-    exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
-    if path_map is not None and sys.excepthook is sys.__excepthook__:
-        _print_mapped(exc, path_map)
-        return describe_error(exc, path_map)
-    try:
-        sys.excepthook(type(exc), exc, exc.__traceback__)
-    except BaseException as hook_error:
-        print("Error in sys.excepthook:", file=sys.stderr)
-        sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
-        print("\nOriginal exception was:", file=sys.stderr)
-        sys.__excepthook__(type(exc), exc, exc.__traceback__)
-    return describe_error(exc)
-
-
-def _print_mapped(exc: BaseException, path_map: PathMap) -> None:
-    """The interpreter's traceback, with mirror paths shown as the client's workspace paths."""
-    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    seen: set[int] = set()
-    pending = [report]
-    while pending:
-        item = pending.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        for frame in item.stack:
-            frame.filename = _to_client(frame.filename, path_map)
-        if getattr(item, "filename", None):  # SyntaxError
-            item.filename = _to_client(item.filename, path_map)
-        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
-        pending += list(getattr(item, "exceptions", None) or [])
-    print("".join(report.format()), end="", file=sys.stderr)
-
-
-def _report_atexit_error(func: Any, exc: BaseException) -> None:
-    """As python reports it (an unraisable exception, since 3.10)."""
-    exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
-    print(f"Exception ignored in atexit callback: {func!r}", file=sys.stderr)
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
 def _join_run_threads(state: ProcessState) -> None:

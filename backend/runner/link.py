@@ -29,13 +29,20 @@ def runner_thread(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
+def _move_to_stdin(fd: int) -> None:
+    """Make ``fd`` the process's fd 0. A run that closed fd 0 makes the next open return 0
+    itself, which must then stay open."""
+    if fd != 0:
+        os.dup2(fd, 0)
+        os.close(fd)
+
+
 class StdinFeeder:
     """A fresh pipe on fd 0 for one run; a thread writes the client's bytes into it."""
 
     def __init__(self) -> None:
         read_end, self._write_end = os.pipe()
-        os.dup2(read_end, 0)
-        os.close(read_end)
+        _move_to_stdin(read_end)
         self._chunks: queue.Queue[bytes | None] = queue.Queue()
         runner_thread(self._pump, "hotswap-stdin").start()
 
@@ -47,9 +54,7 @@ class StdinFeeder:
 
     def close(self) -> None:
         self._chunks.put(None)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
+        _move_to_stdin(os.open(os.devnull, os.O_RDONLY))
 
     def _pump(self) -> None:
         try:

@@ -88,46 +88,6 @@ def _restore_signals(before: dict[int, Any]) -> None:
                 signal.signal(sig, handler)
 
 
-def _torch_state() -> dict[str, Any] | None:
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    return {
-        "grad": torch.is_grad_enabled(),
-        "dtype": torch.get_default_dtype(),
-        "threads": torch.get_num_threads(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-    }
-
-
-def _restore_torch(before: dict[str, Any] | None) -> None:
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    state = before or {
-        "grad": True,
-        "dtype": torch.float32,
-        "threads": None,
-        "deterministic": False,
-    }
-    torch.set_grad_enabled(state["grad"])
-    torch.set_default_dtype(state["dtype"])
-    if state["threads"] and torch.get_num_threads() != state["threads"]:
-        torch.set_num_threads(state["threads"])
-    if torch.are_deterministic_algorithms_enabled() != state["deterministic"]:
-        torch.use_deterministic_algorithms(state["deterministic"])
-
-
-TORCH_DEFAULT_SEED = 67280421310721
-"""torch's default_rng_seed_val: the seed a fresh interpreter's generators start from."""
-
-
-def reset_torch_rng() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(TORCH_DEFAULT_SEED)
-
-
 @dataclass
 class ProcessState:
     """A snapshot of interpreter-wide state; :meth:`restore` puts it back."""
@@ -146,7 +106,6 @@ class ProcessState:
     warning_filters: list[Any]
     showwarning: Any
     signals: dict[int, Any]
-    torch: dict[str, Any] | None
     # The thread objects, not their idents: a thread that ends during the run frees its
     # ident for one the run starts, which would then not be waited for.
     threads: set[threading.Thread] = field(default_factory=set)
@@ -168,7 +127,6 @@ class ProcessState:
             warning_filters=list(warnings.filters),
             showwarning=warnings.showwarning,
             signals=_signal_handlers(),
-            torch=_torch_state(),
             threads=set(threading.enumerate()),
         )
 
@@ -203,7 +161,6 @@ class ProcessState:
         warnings.filters[:] = self.warning_filters  # type: ignore[index]
         warnings.showwarning = self.showwarning
         reset_warning_registries()
-        _restore_torch(self.torch)
         for name in ("last_type", "last_value", "last_traceback", "last_exc"):
             if hasattr(sys, name):
                 with contextlib.suppress(AttributeError):

@@ -23,8 +23,10 @@ from .execute import (
     collector,
     empty_cuda_cache,
     execute,
+    isolate_runs,
     release_run_memory,
 )
+from .leftovers import adopt_orphans, kill_children
 from .link import WorkerLink
 
 
@@ -83,6 +85,7 @@ class Worker:
             workspace=job["workspace"],
             path_map=tuple(job["path_map"]) if job.get("path_map") else None,
             debug=bool(job.get("debug")),
+            entry_kind=str(job.get("entry_kind") or "path"),
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
         outcome = RunOutcome(exit_code=INTERRUPTED_EXIT, duration=0.0, interrupted=True)
@@ -91,10 +94,10 @@ class Worker:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             refused = self.attach_debugger(request, job) if request.debug else None
             outcome = refused or execute(request)
-        except Exception:  # a bug of ours, not the script's: say so instead of dying
+        except Exception:  # a bug of ours, not the script's: say so, and start afresh
             print("hotswap: internal error in the runner (please report):", file=sys.stderr)
             traceback.print_exc()
-            outcome = RunOutcome(exit_code=1, duration=0.0)
+            outcome = RunOutcome(exit_code=1, duration=0.0, restart=INTERNAL_ERROR)
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.link.end_run()
@@ -107,12 +110,12 @@ class Worker:
                     "error": outcome.error,
                     "warm_reused": outcome.warm_reused,
                     "interrupted": outcome.interrupted,
-                    "restart": _restart_reason(outcome.broken_imports),
+                    "restart": _restart_reason(outcome),
                 },
             )
             release_run_memory()
             self.report_warm()
-        return not outcome.broken_imports
+        return _restart_reason(outcome) is None
 
     def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
         host, port = ensure_listening()
@@ -152,14 +155,20 @@ class Worker:
         return None
 
 
-def _restart_reason(broken: list[str]) -> str | None:
-    if not broken:
-        return None
-    return (
-        f"the run was stopped while importing {', '.join(broken)} for the first time, which "
-        "cannot be imported again in the same process; the worker restarts so the next run "
-        "imports it cleanly"
-    )
+INTERNAL_ERROR = "the runner failed inside (see the error above)"
+
+
+def _restart_reason(outcome: RunOutcome) -> str | None:
+    """Why this worker cannot be put back for another run (it is then replaced), or None."""
+    if outcome.broken_imports:
+        return (
+            f"the run was stopped while importing {', '.join(outcome.broken_imports)} for the "
+            "first time, which cannot be imported again in the same process; the worker "
+            "restarts so the next run imports it cleanly"
+        )
+    if outcome.restart:
+        return f"{outcome.restart}; the worker restarts so the next run starts clean"
+    return None
 
 
 def start_prewarm(path: str, workspace: str) -> threading.Thread:
@@ -193,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(ValueError):  # `-m` put the daemon's cwd first; runs set their own
         sys.path.remove(os.getcwd())
+    isolate_runs(args.workspace)  # before any run or prewarm: the pristine process
+    adopt_orphans()
     link = WorkerLink(args.connect, key, args.worker_id)
     worker = Worker(link)
     install(worker.cache)
@@ -203,4 +214,5 @@ def main(argv: list[str] | None = None) -> None:
     if args.prewarm:
         start_prewarm(args.prewarm, args.workspace)
     worker.serve()
+    kill_children()  # what runs left running must not outlive the worker (`hotswap stop`)
     link.close()
