@@ -8,11 +8,11 @@ import { ChildProcess } from "node:child_process";
 import { readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
-import { startDaemon, waitForConnection } from "../../src/daemon";
-import { LaunchSpec, runRequest } from "../../src/launch";
-import { Bodies, ReplyType, RequestType } from "../../src/protocol";
-import { Requester, WorkspaceSync, maxFileBytesOf, scan } from "../../src/sync";
-import { Transport } from "../../src/transport";
+import { startDaemon, waitForConnection } from "../../src/node/daemon";
+import { LaunchSpec, runRequest } from "../../src/node/launch";
+import { Bodies, ReplyType, RequestType } from "../../src/node/protocol";
+import { Requester, WorkspaceSync, maxFileBytesOf, scan } from "../../src/node/sync";
+import { Transport } from "../../src/node/transport";
 import { PYTHON, REPO, tempTree } from "../helpers";
 
 const SAVES = Number(process.env.HOTSWAP_BENCH_SAVES ?? 30);

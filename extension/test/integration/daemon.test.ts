@@ -9,11 +9,11 @@ import { realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ChildProcess } from "node:child_process";
-import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/daemon";
-import { attachConfiguration, runRequest } from "../../src/launch";
-import { Bodies, DaemonError, EventType, PROTOCOL_VERSION } from "../../src/protocol";
-import { digestOf, WorkspaceSync } from "../../src/sync";
-import { Transport } from "../../src/transport";
+import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/node/daemon";
+import { attachConfiguration, runRequest } from "../../src/node/launch";
+import { Bodies, DaemonError, EventType, PROTOCOL_VERSION } from "../../src/node/protocol";
+import { digestOf, WorkspaceSync } from "../../src/node/sync";
+import { Transport } from "../../src/node/transport";
 import { PYTHON, python, tempTree, writeTree } from "../helpers";
 import { DapClient } from "./dap";
 

@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TerminalText, describeWarm, footer, formatBytes, header } from "../../src/format";
-import { attachConfiguration, runEnvironment, runRequest } from "../../src/launch";
+import { TerminalText, describeWarm, footer, formatBytes, header } from "../../src/node/format";
+import { attachConfiguration, runEnvironment, runRequest } from "../../src/node/launch";
 
 const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
 

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MESSAGE_TYPES, PROTOCOL_VERSION, ProtocolError, validate } from "../../src/protocol";
+import { MESSAGE_TYPES, PROTOCOL_VERSION, ProtocolError, validate } from "../../src/node/protocol";
 import { python } from "../helpers";
 
 interface PythonSpec {

@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ProtocolError } from "../../src/protocol";
-import { Session, makeMessage } from "../../src/session";
+import { ProtocolError } from "../../src/node/protocol";
+import { Session, makeMessage } from "../../src/node/session";
 import { python } from "../helpers";
 
 const KEY = "k".repeat(16) + "0123456789abcdef0123456789abcdef";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { IgnoreRules, chunkPaths, digestOf, maxFileBytesOf, planDiff, scan } from "../../src/sync";
+import { IgnoreRules, chunkPaths, digestOf, maxFileBytesOf, planDiff, scan } from "../../src/node/sync";
 import { python, tempTree } from "../helpers";
 
 const roots: string[] = [];

@@ -1,45 +1,20 @@
 /**
- * Runs in this window: which script, syncing and starting it, its output in the Hot Swap
- * terminal with a header and footer, stdin, cancel, and the status bar while it runs.
+ * Runs in this window: syncing and starting a script, its output in the Hot Swap terminal with
+ * a header and footer, stdin, cancel, and the status bar's state while it runs.
  */
 
-import { realpathSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import * as vscode from "vscode";
+import { TerminalText, footer, header } from "../node/format";
+import { LineAction } from "../node/lineEditor";
+import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody } from "../node/protocol";
+import { syncThenRun } from "../node/startRun";
 import { Backend, Backends, Connection } from "./backend";
 import { SHOW_LOG, UserError, report } from "./errors";
-import { TerminalText, footer, header } from "./format";
-import { LaunchSpec, runRequest } from "./launch";
-import { LineAction } from "./lineEditor";
-import { isInside } from "./links";
-import {
-  Bodies,
-  DaemonError,
-  DebugReadyBody,
-  EventType,
-  PathMapping,
-  RunFinishedBody,
-  RunStartedBody,
-} from "./protocol";
-import { readSettings } from "./settings";
+import { Launch, relaunch } from "./launchTarget";
 import { StatusBar } from "./statusBar";
 import { HotSwapTerminal } from "./terminal";
-
-/** What a launch configuration (or a command) may say about a run. */
-export interface LaunchOptions {
-  program?: string;
-  args?: string[];
-  cwd?: string;
-  env?: Record<string, string>;
-  justMyCode?: boolean;
-}
-
-export interface Launch {
-  spec: LaunchSpec;
-  folder: vscode.WorkspaceFolder;
-  note?: string;
-}
 
 /** One run the backend accepted, until its run_finished. */
 export class ActiveRun {
@@ -106,6 +81,10 @@ export class RunController implements vscode.Disposable {
           backend.onDidChange((connection) => (connection ? this.wire(connection) : this.lost(backend))),
         ),
       ),
+      status.onDidWarm(() => {
+        this.endFirstLoad?.();
+        this.endFirstLoad = undefined;
+      }),
     );
   }
 
@@ -136,7 +115,7 @@ export class RunController implements vscode.Disposable {
     try {
       const connection = await this.backends.of(launch.folder).connect();
       this.wire(connection);
-      const reply = await this.request(connection, launch.spec);
+      const reply = await this.request(connection, launch);
       const run = new ActiveRun(reply.run_id, launch, connection, requestedAt);
       this.runs.set(run.id, run);
       this.shown = run;
@@ -160,8 +139,7 @@ export class RunController implements vscode.Disposable {
   /** Run the last launch again (rerun on save), without the debugger. */
   async rerun(): Promise<void> {
     if (this.lastLaunch !== undefined) {
-      const { spec, folder } = this.lastLaunch;
-      await this.start({ spec: { ...spec, debug: false }, folder, note: unsavedNote(folder, spec.entry) });
+      await this.start(relaunch(this.lastLaunch));
     }
   }
 
@@ -179,20 +157,12 @@ export class RunController implements vscode.Disposable {
     this.finishedRuns.dispose();
   }
 
-  private async request(connection: Connection, spec: LaunchSpec): Promise<Bodies["run_reply"]> {
-    for (let attempt = 1; ; attempt++) {
-      const synced = await connection.sync.sync();
+  private async request(connection: Connection, launch: Launch): Promise<Bodies["run_reply"]> {
+    const { reply } = await syncThenRun(connection, launch.spec, process.env, (synced) => {
       synced.skipped.forEach((s) => this.log.warn(`not synced: ${s.path} (${s.reason}); raise [tool.hotswap] max_file_mb or list it in .hotswapignore`));
       this.log.info(`synced ${synced.sent.length} changed, ${synced.deleted.length} deleted file(s) (${synced.mode})`);
-      try {
-        return await connection.transport.request("run", runRequest(spec, synced.state, process.env));
-      } catch (err) {
-        // Another client synced in between: sync again, once.
-        if (!(err instanceof DaemonError && err.ename === "resync") || attempt > 1) {
-          throw err;
-        }
-      }
-    }
+    });
+    return reply;
   }
 
   // -- events -----------------------------------------------------------------------
@@ -207,15 +177,7 @@ export class RunController implements vscode.Disposable {
     this.route(t, "stream", (run, body) => this.output(run, body));
     this.route(t, "run_finished", (run, body) => this.finished(run, body));
     this.route(t, "debug_ready", (run, body) => run.ready(body));
-    t.on("warm_changed", (body) => this.safely("warm_changed", () => this.warmChanged(body)));
-    t.on("worker_restarted", (body) => this.safely("worker_restarted", () => this.workerRestarted(body)));
-    t.on("sync_progress", (body) =>
-      this.status.set("loading", `syncing ${body.bytes_total ? Math.floor((100 * body.bytes_done) / body.bytes_total) : 100}%`),
-    );
-    void t.request("status", {}).then(
-      (status) => status.workers.forEach((w) => this.status.setWarm(w.index, w.warm)),
-      (err) => this.log.warn(`status: ${String(err)}`),
-    );
+    this.status.follow(t, this.log, () => this.shown !== undefined);
   }
 
   /** Hand a run's events to `handle`; keep those that overtake the run's own reply. */
@@ -332,26 +294,6 @@ export class RunController implements vscode.Disposable {
     );
   }
 
-  private warmChanged(body: Bodies["warm_changed"]): void {
-    this.status.setWarm(body.worker, body.warm);
-    if (body.warm.length > 0) {
-      this.endFirstLoad?.();
-      this.endFirstLoad = undefined;
-    }
-  }
-
-  private workerRestarted(body: Bodies["worker_restarted"]): void {
-    this.status.setWarm(body.worker, []);
-    if (this.shown === undefined) {
-      this.status.set("idle");
-    }
-    const lost = body.warm_lost.length ? `; warm objects lost: ${body.warm_lost.join(", ")}. The next run loads them again` : "";
-    this.log.warn(`worker ${body.worker} restarted (pid ${body.pid}): ${body.reason}${lost}`);
-    void vscode.window
-      .showWarningMessage(`Hot Swap: the worker stopped (${body.reason}) and was restarted${lost}.`, SHOW_LOG.title)
-      .then((picked) => picked && vscode.commands.executeCommand(SHOW_LOG.command));
-  }
-
   /** The daemon went away: the runs it had will send nothing more. */
   private lost(backend: Backend): void {
     const lost = [...this.runs.values()].filter((r) => r.launch.folder === backend.folder && r.connection !== backend.current);
@@ -382,62 +324,4 @@ export class RunController implements vscode.Disposable {
       .then(() => run.connection.transport.request("stdin", body))
       .catch((err) => this.log.warn(`stdin for run ${run.id}: ${String(err)}`));
   }
-}
-
-// -- which script -------------------------------------------------------------------
-
-/**
- * The run a command or launch configuration asks for: the `program` (relative to the folder),
- * else the hotswap.entry setting, else the file given or the active editor's.
- */
-export function resolveLaunch(resource: vscode.Uri | undefined, options: LaunchOptions, debug: boolean): Launch {
-  const hint = resource ?? vscode.window.activeTextEditor?.document.uri;
-  const folder = (hint && vscode.workspace.getWorkspaceFolder(hint)) ?? vscode.workspace.workspaceFolders?.[0];
-  if (folder === undefined) {
-    throw new UserError("open a folder first: Hot Swap runs the scripts of a workspace folder.");
-  }
-  const settings = readSettings(folder.uri);
-  const program = options.program || settings.entry || (hint?.scheme === "file" && isFile(hint.fsPath) ? hint.fsPath : "");
-  if (!program) {
-    throw new UserError("open the Python file to run, or set hotswap.entry to the script to run.", [
-      { title: "Set Entry", command: "workbench.action.openSettings", args: ["hotswap.entry"] },
-    ]);
-  }
-  const local = folder.uri.fsPath;
-  const root = realpathSync(local);
-  const inRoot = (file: string): string => {
-    const absolute = path.resolve(local, file);
-    return isInside(absolute, local) || absolute === local ? path.join(root, path.relative(local, absolute)) : absolute;
-  };
-  const spec: LaunchSpec = {
-    root,
-    entry: inRoot(program),
-    args: options.args ?? settings.args,
-    cwd: inRoot(options.cwd || local),
-    env: options.env ?? {},
-    debug,
-    justMyCode: options.justMyCode ?? true,
-  };
-  return { spec, folder, note: unsavedNote(folder, path.resolve(local, program)) };
-}
-
-function isFile(file: string): boolean {
-  try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** A line for the header when the workspace has unsaved files: the saved versions run. */
-function unsavedNote(folder: vscode.WorkspaceFolder, entry: string): string | undefined {
-  const dirty = vscode.workspace.textDocuments.filter(
-    (d) => d.isDirty && d.uri.scheme === "file" && vscode.workspace.getWorkspaceFolder(d.uri) === folder,
-  );
-  if (dirty.length === 0) {
-    return undefined;
-  }
-  const names = dirty.map((d) => vscode.workspace.asRelativePath(d.uri, false));
-  const entryDirty = dirty.some((d) => d.uri.fsPath === entry);
-  return `note: unsaved changes in ${names.slice(0, 3).join(", ")}${names.length > 3 ? "…" : ""} are not sent; ${entryDirty ? "the saved entry runs" : "the saved files run"} (save to include them)`;
 }

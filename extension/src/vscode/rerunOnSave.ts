@@ -8,7 +8,7 @@ import * as vscode from "vscode";
 import { guard } from "./errors";
 import { RunController } from "./run";
 import { readSettings } from "./settings";
-import { IgnoreRules } from "./sync";
+import { IgnoreRules } from "../node/sync";
 
 /** The wait after the last save in progress has landed (coalesces Save All's events). */
 export const DEBOUNCE_MS = 10;

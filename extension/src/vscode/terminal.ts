@@ -5,9 +5,9 @@
 
 import { existsSync } from "node:fs";
 import * as vscode from "vscode";
-import { LineAction, LineEditor } from "./lineEditor";
-import { isInside, localPath, tracebackLinks } from "./links";
-import type { PathMapping } from "./protocol";
+import { LineAction, LineEditor } from "../node/lineEditor";
+import { isInside, localPath, tracebackLinks } from "../node/links";
+import type { PathMapping } from "../node/protocol";
 
 export const TERMINAL_NAME = "Hot Swap";
 

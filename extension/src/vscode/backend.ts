@@ -15,15 +15,15 @@ import {
   startDaemon,
   waitForConnection,
   waitForExit,
-} from "./daemon";
+} from "../node/daemon";
 import { NextStep, RESTART, SHOW_LOG, UserError } from "./errors";
-import { runEnvironment } from "./launch";
-import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError } from "./protocol";
+import { runEnvironment } from "../node/launch";
+import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError } from "../node/protocol";
 import { ensureHotswap, findInterpreter } from "./python";
 import { StatusBar } from "./statusBar";
 import { readSettings } from "./settings";
-import { WorkspaceSync, maxFileBytesOf } from "./sync";
-import { Transport } from "./transport";
+import { WorkspaceSync, maxFileBytesOf } from "../node/sync";
+import { Transport } from "../node/transport";
 
 export const CLIENT_NAME = "vscode-hotswap";
 const OPEN_BACKEND_SETTING: NextStep = { title: "Open Settings", command: "workbench.action.openSettings", args: ["hotswap.backend"] };
