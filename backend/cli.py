@@ -21,12 +21,10 @@ from .client import (
     live_client,
     remote_client,
 )
-from .protocol import ProtocolError
+from .protocol import INTERRUPTED_EXIT, ProtocolError
 from .sync import Skipped
 from .sync_client import describe_size, sync_workspace
 from .workspace import Config, find_workspace, pid_alive
-
-CANCELLED_EXIT = 130
 
 
 def _err(message: str) -> None:
@@ -94,7 +92,7 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
         except KeyboardInterrupt:
             if cancelled:
                 _err("interrupted again; leaving the run to be cancelled by the daemon")
-                return CANCELLED_EXIT
+                return INTERRUPTED_EXIT
             cancelled = True
             client.send("cancel", {"run_id": run_id})
 
@@ -381,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         _err(str(exc))
         code = 1
     except KeyboardInterrupt:
-        code = CANCELLED_EXIT
+        code = INTERRUPTED_EXIT
     except BrokenPipeError:  # `hotswap status | head`: the reader left, as with any tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1

@@ -23,13 +23,19 @@ from typing import Any
 import zmq
 
 from . import __version__
+from .paths import map_run_into_mirror, path_mappings
 from .protocol import (
     FEATURES,
+    INTERRUPTED_EXIT,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
+    BadRunId,
+    InternalError,
+    NotARequest,
     ProtocolError,
     ResyncNeeded,
     UnsafePathError,
+    check_run_id,
     check_version,
     error_reply,
     make_message,
@@ -38,7 +44,7 @@ from .protocol import (
 )
 from .session import Session, new_key
 from .supervisor import WorkerProcess, describe_death, exit_code_of, spawn_worker
-from .sync import Syncer, SyncMismatch, UnsafePath, map_prefix
+from .sync import Syncer, SyncMismatch, UnsafePath, sync_policy
 from .workspace import (
     Config,
     ConnectionFileError,
@@ -50,7 +56,6 @@ from .workspace import (
 
 log = logging.getLogger("hotswap.daemon")
 
-CANCELLED_EXIT = 130
 RECENT_RUNS = 20
 POLL_MS = 200
 
@@ -264,27 +269,22 @@ class Daemon:
             msg = self.session.unpack(payload)
         except ProtocolError as exc:
             log.warning("rejected a message from a client: %s", exc)
-            self.send(identity, error_reply(None, exc.ename, str(exc), exc.hint))
+            self.send(identity, error_reply(None, exc))
             return
         self.clients.add(identity)
         handler = self.handlers.get(msg["type"])
         if handler is None:
-            self.send(
-                identity, error_reply(msg["id"], "not_a_request", f"{msg['type']} is not a request")
-            )
+            refusal = NotARequest(f"{msg['type']} is not a request")
+            self.send(identity, error_reply(msg["id"], refusal))
             return
         try:
             handler(identity, msg)
         except ProtocolError as exc:
-            self.send(identity, error_reply(msg["id"], exc.ename, str(exc), exc.hint))
+            self.send(identity, error_reply(msg["id"], exc))
         except Exception as exc:  # a bug in a handler must not stop the daemon
             log.exception("handler for %s failed", msg["type"])
-            self.send(
-                identity,
-                error_reply(
-                    msg["id"], "internal", f"{type(exc).__name__}: {exc}", "see .hotswap/daemon.log"
-                ),
-            )
+            error = InternalError(f"{type(exc).__name__}: {exc}", "see .hotswap/daemon.log")
+            self.send(identity, error_reply(msg["id"], error))
 
     def send(self, identity: bytes, msg: dict[str, Any]) -> None:
         try:
@@ -303,7 +303,7 @@ class Daemon:
             log.info("client of run %s is gone; cancelling it", run.run_id)
             if run.state == "pending":
                 self.pending.remove(run)
-                self._finish(run, CANCELLED_EXIT, "cancelled", "its client disconnected")
+                self._finish(run, INTERRUPTED_EXIT, "cancelled", "its client disconnected")
             else:
                 self._interrupt(run)
 
@@ -323,6 +323,7 @@ class Daemon:
                     "daemon_pid": os.getpid(),
                     "workspace": str(self.workspace),
                     "version": __version__,
+                    "sync_policy": sync_policy(self.config.max_file_bytes),
                 },
             ),
         )
@@ -331,13 +332,25 @@ class Daemon:
         body = msg["body"]
         if self.stopping:
             raise ProtocolError("the daemon is stopping", hint="run again to start a new daemon")
-        run = Run(new_id(), identity, self._exec_fields(body), queued=bool(body.get("queue")))
+        run_id = self._new_run_id(body.get("run_id"))
+        run = Run(run_id, identity, self._exec_fields(body), queued=bool(body.get("queue")))
         self.runs[run.run_id] = run
         self.send(identity, reply_to(msg, {"run_id": run.run_id, "queued": run.queued}))
         if not run.queued:
             self._supersede(run)
         self.pending.append(run)
         self._schedule()
+
+    def _new_run_id(self, chosen: str | None) -> str:
+        if chosen is None:
+            return new_id()
+        check_run_id(chosen)
+        if chosen in self.runs or any(r.run_id == chosen for r in self.recent):
+            raise BadRunId(
+                f"run: run_id {chosen!r} is already used by a recent run",
+                hint="choose a fresh run_id for every run (e.g. a random hex string)",
+            )
+        return chosen
 
     def _exec_fields(self, body: dict[str, Any]) -> dict[str, Any]:
         """What the worker runs: the request, with paths mapped into the mirror if there is one."""
@@ -365,7 +378,7 @@ class Daemon:
         }
         path_map = self.syncer.path_map(root) if root else None
         if path_map is not None:
-            fields = _map_into_mirror(fields, *path_map)
+            fields = map_run_into_mirror(fields, path_map)
         _check_run_body(fields)
         return fields
 
@@ -413,7 +426,7 @@ class Daemon:
         """A new run replaces what runs now and any waiting run that was not queued."""
         for run in [r for r in self.pending if not r.queued]:
             self.pending.remove(run)
-            self._finish(run, CANCELLED_EXIT, "superseded", f"replaced by run {newer.run_id}")
+            self._finish(run, INTERRUPTED_EXIT, "superseded", f"replaced by run {newer.run_id}")
         for worker in self.workers.values():
             if worker.current_run is not None:
                 self._interrupt(worker.current_run)
@@ -428,7 +441,7 @@ class Daemon:
         for run in targets:
             if run.state == "pending":
                 self.pending.remove(run)
-                self._finish(run, CANCELLED_EXIT, "cancelled", "cancelled before it started")
+                self._finish(run, INTERRUPTED_EXIT, "cancelled", "cancelled before it started")
             else:
                 self._interrupt(run)
         self.send(identity, reply_to(msg, {"cancelled": [r.run_id for r in targets]}))
@@ -519,7 +532,9 @@ class Daemon:
         self.stopping = True
         self.stop_deadline = time.time() + self.config.cancel_timeout + 5.0
         while self.pending:
-            self._finish(self.pending.popleft(), CANCELLED_EXIT, "cancelled", "the daemon stopped")
+            self._finish(
+                self.pending.popleft(), INTERRUPTED_EXIT, "cancelled", "the daemon stopped"
+            )
         for worker in self.workers.values():
             if worker.current_run is not None:
                 self._interrupt(worker.current_run)
@@ -654,6 +669,7 @@ class Daemon:
                     "worker": worker.index,
                     "worker_pid": worker.pid,
                     "warm_keys": body["warm_keys"],
+                    "path_mappings": _mappings(run),
                 },
             ),
         )
@@ -703,15 +719,11 @@ class Daemon:
         run = worker.current_run
         if run is not None and run.run_id != body["run_id"]:
             run = None
-        mappings = []
-        if run is not None and run.body["path_map"]:
-            remote, local = run.body["path_map"]
-            mappings = [{"localRoot": local, "remoteRoot": remote}]
         event = {
             "run_id": run.run_id if run else None,
             "worker": worker.index,
             **worker.debug,
-            "path_mappings": mappings,
+            "path_mappings": _mappings(run) if run else [],
             "just_my_code": run.body["just_my_code"] if run else True,
             "wait": run.body["wait"] if run else False,
             "attached": bool(body.get("attached")),
@@ -780,7 +792,9 @@ class Daemon:
         log.log(level, "worker %d (pid %d) ended: %s", worker.index, worker.pid, death)
         if stopped:
             if worker.current_run is not None:
-                self._finish(worker.current_run, CANCELLED_EXIT, "cancelled", "the daemon stopped")
+                self._finish(
+                    worker.current_run, INTERRUPTED_EXIT, "cancelled", "the daemon stopped"
+                )
             return
         restart = f"{death}; restarted the worker" + (
             f"; warm objects lost: {', '.join(lost)}" if lost else ""
@@ -788,7 +802,7 @@ class Daemon:
         run = worker.current_run
         if run is not None:
             if worker.kill_requested:
-                self._finish(run, CANCELLED_EXIT, "killed", restart, warm_lost=bool(lost))
+                self._finish(run, INTERRUPTED_EXIT, "killed", restart, warm_lost=bool(lost))
             else:
                 self._finish(
                     run, exit_code_of(returncode), "crashed", restart, warm_lost=bool(lost)
@@ -826,24 +840,9 @@ class Daemon:
         )
 
 
-def _map_into_mirror(fields: dict[str, Any], daemon_root: str, client_root: str) -> dict[str, Any]:
-    def to_mirror(path: str) -> str:
-        return map_prefix(path, client_root, daemon_root)
-
-    env = dict(fields["env"])
-    if "PWD" in env:
-        env["PWD"] = to_mirror(env["PWD"])
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(map(to_mirror, env["PYTHONPATH"].split(os.pathsep)))
-    entry = fields["entry"]
-    return {
-        **fields,
-        "entry": to_mirror(entry) if os.path.isabs(entry) else entry,
-        "cwd": to_mirror(fields["cwd"]),
-        "env": env,
-        "workspace": daemon_root,
-        "path_map": [daemon_root, client_root],
-    }
+def _mappings(run: Run) -> list[dict[str, str]]:
+    path_map = run.body["path_map"]
+    return path_mappings((path_map[0], path_map[1]) if path_map else None)
 
 
 def _check_run_body(body: dict[str, Any]) -> None:

@@ -38,6 +38,10 @@ DEFAULT_IGNORED_DIRS = frozenset(
 )
 """Folder names never synced, at any depth (as the .gitignore lines `NAME/` would say), with
 ``*.pyc``/``*.pyo`` files and any folder holding a ``pyvenv.cfg`` (a virtualenv)."""
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+IGNORE_FILES = (".gitignore", ".hotswapignore")
+"""Read at the workspace root; only ``.gitignore`` is read in every folder below it too."""
+VENV_MARKERS = ("pyvenv.cfg",)
 _MODULUS = 1 << 256
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
@@ -104,8 +108,8 @@ class IgnoreRules:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._specs: dict[str, Any] = {}
-        self._load(root, "")
-        self._load(root, "", ".hotswapignore")
+        for name in IGNORE_FILES:
+            self._load(root, "", name)
 
     def _load(self, folder: Path, rel: str, name: str = ".gitignore") -> None:
         try:
@@ -121,7 +125,7 @@ class IgnoreRules:
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         name = rel.rsplit("/", 1)[-1]
-        if name in DEFAULT_IGNORED_DIRS if is_dir else name.endswith((".pyc", ".pyo")):
+        if name in DEFAULT_IGNORED_DIRS if is_dir else name.endswith(IGNORED_SUFFIXES):
             return True
         for key, spec in self._specs.items():
             base = key.split("\0")[0]
@@ -188,13 +192,31 @@ def _walk(
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            if rules.ignored(child, True) or (Path(entry.path) / "pyvenv.cfg").exists():
+            if rules.ignored(child, True) or _is_venv(Path(entry.path)):
                 continue
             yield from _walk(Path(entry.path), child, rules, skipped)
         elif stat.S_ISREG(st.st_mode) and not rules.ignored(child, False):
             yield child, st
         elif stat.S_ISLNK(st.st_mode) and not rules.ignored(child, False):
             skipped.append(Skipped(child, "a symbolic link (not synced)"))
+
+
+def _is_venv(folder: Path) -> bool:
+    return any((folder / marker).exists() for marker in VENV_MARKERS)
+
+
+def sync_policy(max_file_bytes: int) -> dict[str, Any]:
+    """The ``sync_policy`` record: what clients skip and how they chunk, as scan() does."""
+    return {
+        "max_file_bytes": max_file_bytes,
+        "chunk_bytes": CHUNK_BYTES,
+        "ignored_dirs": sorted(DEFAULT_IGNORED_DIRS),
+        "ignored_suffixes": list(IGNORED_SUFFIXES),
+        "ignore_files": list(IGNORE_FILES),
+        "nested_ignore_files": [".gitignore"],
+        "venv_markers": list(VENV_MARKERS),
+        "sync_symlinks": False,
+    }
 
 
 def plan_diff(
@@ -555,12 +577,3 @@ class Syncer:
         if not self.is_mirror(client_root):
             return None
         return str(self.state_for(client_root).root), client_root
-
-
-def map_prefix(path: str, source: str, target: str) -> str:
-    """``path`` with its ``source`` root replaced by ``target`` (unchanged if outside it)."""
-    if path == source:
-        return target
-    if path.startswith(source.rstrip("/") + "/"):
-        return target.rstrip("/") + path[len(source.rstrip("/")) :]
-    return path

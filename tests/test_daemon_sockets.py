@@ -288,13 +288,31 @@ def test_unknown_type_gets_an_error_with_a_hint(live: LiveDaemon, peer: RawPeer)
     live.assert_serving()
 
 
+STATUS_DAEMON = {
+    "pid": 1,
+    "workspace": "/w",
+    "address": "tcp://127.0.0.1:1",
+    "started": 0.0,
+    "version": "0",
+    "protocol_version": PROTOCOL_VERSION,
+    "stopping": False,
+}
+
+
 @pytest.mark.parametrize(
     ("msg_type", "body"),
     [
-        ("status_reply", {"daemon": {}, "workers": [], "runs": []}),
+        ("status_reply", {"daemon": STATUS_DAEMON, "workers": [], "runs": []}),
         (
             "run_started",
-            {"run_id": "r", "entry": "e.py", "worker": 0, "worker_pid": 1, "warm_keys": []},
+            {
+                "run_id": "r",
+                "entry": "e.py",
+                "worker": 0,
+                "worker_pid": 1,
+                "warm_keys": [],
+                "path_mappings": [],
+            },
         ),
         ("shutdown", {}),  # a worker's message must not be obeyed on the client socket
         ("worker_ready", {"pid": 1, "python": "3"}),

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import time
 from typing import Any
 
 import msgpack
 import pytest
 from hotswap.protocol import (
+    ERRORS,
     MAX_MESSAGE_BYTES,
+    MESSAGE_KINDS,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
+    RECORDS,
     REQUEST_TYPES,
+    BadRunId,
     BadSignature,
     Field,
     MalformedMessage,
     OversizedMessage,
+    ProtocolError,
     ReplayedMessage,
     UnknownMessageType,
     VersionMismatch,
+    check_run_id,
     check_version,
     error_reply,
     make_message,
+    new_id,
     reply_to,
+    spec_json,
     validate,
 )
 from hotswap.session import REPLAY_WINDOW_SECONDS, Session, new_key
@@ -44,14 +56,30 @@ SAMPLES: dict[type, Any] = {
 WRONG_CANDIDATES: list[Any] = [b"bytes", "text", 7, ["item"], {"k": "v"}, True, None]
 
 
-def sample_body(msg_type: str, optional: bool = True) -> dict[str, Any]:
-    """A valid body for ``msg_type`` built from its field specs (optional fields too, if asked)."""
-    fields = MESSAGE_TYPES[msg_type].fields
+def sample_value(field: Field, declared: type) -> Any:
+    """A valid value of type ``declared`` for ``field``: a sample record where it names one."""
+    if declared is dict and field.record is not None:
+        return sample_record(field.record)
+    if declared is list and field.items is not None:
+        return [sample_record(field.items)]
+    return SAMPLES[declared]
+
+
+def sample_record(record: str, optional: bool = True) -> dict[str, Any]:
+    return sample_fields(RECORDS[record], optional)
+
+
+def sample_fields(fields: dict[str, Field], optional: bool = True) -> dict[str, Any]:
     return {
-        name: SAMPLES[field.types[0]]
+        name: sample_value(field, field.types[0])
         for name, field in fields.items()
         if field.required or optional
     }
+
+
+def sample_body(msg_type: str, optional: bool = True) -> dict[str, Any]:
+    """A valid body for ``msg_type`` built from its field specs (optional fields too, if asked)."""
+    return sample_fields(MESSAGE_TYPES[msg_type].fields, optional)
 
 
 def wrong_value(field: Field) -> Any:
@@ -65,11 +93,16 @@ def wrong_value(field: Field) -> Any:
 
 def test_every_message_type_has_a_kind_the_protocol_knows() -> None:
     assert MESSAGE_TYPES, "no message types declared"
-    assert {spec.kind for spec in MESSAGE_TYPES.values()} <= {"request", "reply", "event", "worker"}
+    assert set(MESSAGE_KINDS) == {"request", "reply", "event", "to_worker", "from_worker"}
+    assert {spec.kind for spec in MESSAGE_TYPES.values()} == set(MESSAGE_KINDS)
     for name in ("hello", "run", "cancel", "status", "stop", "stdin"):
         assert name in REQUEST_TYPES
     for name in ("run_started", "stream", "run_finished", "worker_restarted", "warm_changed"):
         assert MESSAGE_TYPES[name].kind == "event"
+    for name in ("exec", "interrupt", "feed_stdin", "forget", "shutdown"):
+        assert MESSAGE_TYPES[name].kind == "to_worker", name
+    for name in ("worker_ready", "exec_started", "exec_done", "warm_report", "debug_listening"):
+        assert MESSAGE_TYPES[name].kind == "from_worker", name
 
 
 @pytest.mark.parametrize("msg_type", sorted(MESSAGE_TYPES))
@@ -88,16 +121,16 @@ def test_every_field_accepts_each_of_its_declared_types() -> None:
     for msg_type, spec in MESSAGE_TYPES.items():
         for name, field in spec.fields.items():
             for declared in field.types:
-                body = {**sample_body(msg_type), name: SAMPLES[declared]}
+                body = {**sample_body(msg_type), name: sample_value(field, declared)}
                 validate(make_message(msg_type, body))
 
 
 def test_replies_and_errors_are_built_as_valid_messages() -> None:
     request = make_message("status")
-    reply = reply_to(request, {"daemon": {}, "workers": [], "runs": []})
+    reply = reply_to(request, sample_body("status_reply"))
     assert reply["type"] == "status_reply" and reply["parent"] == request["id"]
     assert reply["body"]["status"] == "ok"
-    error = error_reply(request["id"], "malformed", "what went wrong", "what to do")
+    error = error_reply(request["id"], MalformedMessage("what went wrong", "what to do"))
     assert error["type"] == "error" and error["parent"] == request["id"]
     assert error["body"] == {
         "status": "error",
@@ -189,7 +222,7 @@ def test_body_field_of_wrong_type_is_malformed(msg_type: str, name: str) -> None
     field = MESSAGE_TYPES[msg_type].fields[name]
     msg = make_message(msg_type, sample_body(msg_type))
     msg["body"][name] = wrong_value(field)
-    with pytest.raises(MalformedMessage, match=f"field {name!r} must be"):
+    with pytest.raises(MalformedMessage, match=f"{msg_type}\\.{name} must be"):
         validate(msg)
 
 
@@ -200,7 +233,7 @@ def test_body_field_of_wrong_type_is_malformed(msg_type: str, name: str) -> None
 def test_a_bool_is_not_an_int(msg_type: str, name: str) -> None:
     msg = make_message(msg_type, sample_body(msg_type))
     msg["body"][name] = True
-    with pytest.raises(MalformedMessage, match=f"field {name!r} must be int"):
+    with pytest.raises(MalformedMessage, match=f"{msg_type}\\.{name} must be int"):
         validate(msg)
 
 
@@ -227,6 +260,166 @@ def test_check_version_accepts_our_major_version(version: str) -> None:
 def test_check_version_rejects_other_majors_and_garbage(version: object) -> None:
     with pytest.raises(VersionMismatch):
         check_version(version)
+
+
+# -- nested records ------------------------------------------------------------------------
+
+
+def _nested_fields() -> list[tuple[str, str, str, str]]:
+    """(message type, body field, the path of its record, record field) for every nested field."""
+    cases = []
+    for msg_type, spec in sorted(MESSAGE_TYPES.items()):
+        for name, field in spec.fields.items():
+            record = field.record or field.items
+            if record is None:
+                continue
+            where = f"{msg_type}.{name}" + ("[0]" if field.items else "")
+            cases += [(msg_type, name, where, sub) for sub in RECORDS[record]]
+    return cases
+
+
+def _record_of(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body[name]
+    return value[0] if isinstance(value, list) else value
+
+
+def _record_field(msg_type: str, name: str, sub: str) -> Field:
+    field = MESSAGE_TYPES[msg_type].fields[name]
+    return RECORDS[field.record or field.items or ""][sub]
+
+
+@pytest.mark.parametrize(("msg_type", "name", "where", "sub"), _nested_fields())
+def test_nested_field_of_wrong_type_is_malformed_and_named_by_its_path(
+    msg_type: str, name: str, where: str, sub: str
+) -> None:
+    msg = make_message(msg_type, sample_body(msg_type))
+    _record_of(msg["body"], name)[sub] = wrong_value(_record_field(msg_type, name, sub))
+    with pytest.raises(MalformedMessage, match=f"^{re.escape(where)}\\.{sub} must be"):
+        validate(msg)
+
+
+@pytest.mark.parametrize(("msg_type", "name", "where", "sub"), _nested_fields())
+def test_missing_required_nested_field_is_malformed(
+    msg_type: str, name: str, where: str, sub: str
+) -> None:
+    msg = make_message(msg_type, sample_body(msg_type))
+    del _record_of(msg["body"], name)[sub]
+    if _record_field(msg_type, name, sub).required:
+        with pytest.raises(MalformedMessage, match=f"^{re.escape(where)}: missing field '{sub}'"):
+            validate(msg)
+    else:
+        validate(msg)
+
+
+def test_a_deep_error_names_the_whole_path() -> None:
+    frame = {"file": "a.py", "line": 1, "function": "f"}
+    error = {"type": "ValueError", "message": "m", "frames": [frame, frame, {**frame, "line": "3"}]}
+    body = {**sample_body("run_finished"), "error": error}
+    with pytest.raises(
+        MalformedMessage, match=r"^run_finished\.error\.frames\[2\]\.line must be int"
+    ):
+        make_message("run_finished", body)
+
+
+@pytest.mark.parametrize("element", ["text", 3, None, ["a"]])
+def test_a_list_of_records_refuses_an_element_that_is_not_a_map(element: object) -> None:
+    body = {**sample_body("warm_changed"), "warm": [sample_record("warm_object"), element]}
+    with pytest.raises(MalformedMessage, match=r"^warm_changed\.warm\[1\] must be a map"):
+        make_message("warm_changed", body)
+
+
+def test_every_record_is_used_and_every_reference_names_a_record() -> None:
+    used = set()
+    for fields in [*(s.fields for s in MESSAGE_TYPES.values()), *RECORDS.values()]:
+        for field in fields.values():
+            for record, container in ((field.record, dict), (field.items, list)):
+                if record is not None:
+                    assert record in RECORDS, record
+                    assert container in field.types, (record, field)
+                    used.add(record)
+    assert used == set(RECORDS)
+
+
+# -- spec_json: what the TypeScript mirror is checked against -------------------------------
+
+WIRE_TYPES = {"str", "int", "float", "bool", "list", "dict", "bytes", "none"}
+
+
+def _check_field_json(field: dict[str, Any]) -> None:
+    assert set(field) == {"types", "required", "record", "items"}
+    assert field["types"] and set(field["types"]) <= WIRE_TYPES
+    assert isinstance(field["required"], bool)
+    for ref in (field["record"], field["items"]):
+        assert ref is None or ref in RECORDS
+
+
+def test_spec_json_has_the_agreed_shape() -> None:
+    spec = spec_json()
+    assert set(spec) == {"version", "messages", "records", "errors"}
+    assert spec["version"] == PROTOCOL_VERSION == "1.1"
+    assert set(spec["messages"]) == set(MESSAGE_TYPES)
+    for message in spec["messages"].values():
+        assert set(message) == {"kind", "fields"} and message["kind"] in MESSAGE_KINDS
+        for field in message["fields"].values():
+            _check_field_json(field)
+    assert set(spec["records"]) == set(RECORDS)
+    for record in spec["records"].values():
+        for field in record.values():
+            _check_field_json(field)
+    assert spec["errors"] == ERRORS
+    assert spec["messages"]["run_finished"]["fields"]["error"] == {
+        "types": ["dict", "none"],
+        "required": True,
+        "record": "error",
+        "items": None,
+    }
+    assert spec["records"]["error"]["frames"]["items"] == "frame"
+    assert spec["messages"]["run"]["fields"]["run_id"]["required"] is False
+
+
+def test_python_m_hotswap_protocol_prints_spec_json() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hotswap.protocol"], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == spec_json()
+
+
+# -- error names ------------------------------------------------------------------------------
+
+
+def _subclasses(cls: type[ProtocolError]) -> list[type[ProtocolError]]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
+
+
+def test_every_error_the_daemon_can_send_is_declared_once() -> None:
+    import hotswap.server  # noqa: F401  (every module the daemon runs is imported)
+
+    ours = [c for c in _subclasses(ProtocolError) if c.__module__.startswith("hotswap.")]
+    enames = [cls.ename for cls in ours]
+    assert len(enames) == len(set(enames)), "two error classes share an ename"
+    assert set(enames) == set(ERRORS), "ERRORS and the ProtocolError classes disagree"
+    for name in ("internal", "not_a_request", "bad_run_id", "resync", "unsafe_path"):
+        assert ERRORS.get(name), name
+
+
+def test_an_undeclared_ename_cannot_be_sent() -> None:
+    class Invented(ProtocolError):
+        ename = "invented"
+
+    with pytest.raises(AssertionError, match="invented"):
+        error_reply(None, Invented("x"))
+
+
+@pytest.mark.parametrize("run_id", ["a", "A-z_09", "x" * 64, new_id()])
+def test_good_run_ids_are_accepted(run_id: str) -> None:
+    assert check_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize("run_id", ["", "x" * 65, "a b", "a/b", "é", "a.b", 7, None])
+def test_bad_run_ids_are_refused_with_a_hint(run_id: object) -> None:
+    with pytest.raises(BadRunId, match="bad run_id") as info:
+        check_run_id(run_id)
+    assert info.value.ename == "bad_run_id" and "64" in info.value.hint
 
 
 # -- the session: signing, replay guard, size limit ---------------------------------------

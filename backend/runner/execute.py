@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..sync import map_prefix
+from ..paths import map_prefix
 from ..warm import active_cache
 from .process_state import (
     ProcessState,
