@@ -3,7 +3,11 @@
  * (BODIES_MATCH_SPECS), and the envelope every message travels in.
  */
 
-import type { MESSAGE_TYPES, MessageType } from "./protocolSpec";
+import type { FieldSpec, RecordName, WireType } from "./protocol";
+import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
+import type { DaemonStatus, PathMapping, Records, RunError, RunStatus, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
+
+export type * from "./records";
 
 export interface HelloBody {
   protocol_version: string;
@@ -12,6 +16,8 @@ export interface HelloBody {
 
 export interface RunBody {
   entry: string;
+  /** Chosen by the client, so the run's events are its own before the reply arrives. */
+  run_id?: string;
   args: string[];
   cwd: string;
   env: Record<string, string>;
@@ -63,9 +69,12 @@ export interface ReleaseBody {
 
 export interface HelloReplyBody {
   protocol_version: string;
+  /** The daemon's hotswap release. */
+  version: string;
   features: string[];
   daemon_pid: number;
   workspace: string;
+  sync_policy: SyncPolicy;
 }
 
 export interface RunReplyBody {
@@ -81,30 +90,10 @@ export interface StdinReplyBody {
   accepted: boolean;
 }
 
-/** One warm object, as `warm_changed` and `status` describe it. */
-export interface WarmEntry {
-  key: string;
-  type: string;
-  parameters: number | null;
-  bytes: number | null;
-  device: string | null;
-  build_seconds?: number;
-  hits?: number;
-}
-
-export interface WorkerStatus {
-  index: number;
-  pid: number;
-  state: string;
-  warm: WarmEntry[];
-  memory: Record<string, number | null>;
-  run_id: string | null;
-}
-
 export interface StatusReplyBody {
-  daemon: Record<string, unknown>;
+  daemon: DaemonStatus;
   workers: WorkerStatus[];
-  runs: Record<string, unknown>[];
+  runs: RunStatus[];
 }
 
 export interface StopReplyBody {
@@ -141,6 +130,8 @@ export interface RunStartedBody {
   worker: number;
   worker_pid: number;
   warm_keys: string[];
+  /** How the daemon's paths map to the client's, for this run (the daemon maps, once). */
+  path_mappings: PathMapping[];
 }
 
 export interface StreamBody {
@@ -150,18 +141,12 @@ export interface StreamBody {
   data: Uint8Array;
 }
 
-export interface TracebackFrame {
-  file: string;
-  line: number;
-  function: string;
-}
-
 export interface RunFinishedBody {
   run_id: string;
   exit_code: number;
   duration: number;
   reason: string;
-  error: { type: string; message: string; frames: TracebackFrame[] } | null;
+  error: RunError | null;
   message: string;
   warm_reused: string[];
   warm_lost: boolean;
@@ -177,11 +162,6 @@ export interface WorkerRestartedBody {
 export interface WarmChangedBody {
   worker: number;
   warm: WarmEntry[];
-}
-
-export interface PathMapping {
-  localRoot: string;
-  remoteRoot: string;
 }
 
 export interface DebugReadyBody {
@@ -234,14 +214,60 @@ export interface Bodies {
   sync_progress: SyncProgressBody;
 }
 
-// The compiler checks that every body interface names exactly the fields of its spec.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
-  ? true
+// -- the compiler checks every body and record against protocolSpec.ts ----------------------
+
+type Fields = Readonly<Record<string, FieldSpec>>;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** The TypeScript types a wire type admits. */
+type Wire<T extends WireType> = {
+  str: string;
+  int: number;
+  float: number;
+  bool: boolean;
+  list: readonly unknown[];
+  dict: object;
+  bytes: Uint8Array;
+  none: null;
+}[T];
+/** The record a field's map (`record`) or list (`items`) holds, or never. */
+type Nested<S extends FieldSpec> = S["record"] extends RecordName
+  ? Records[S["record"]]
+  : S["items"] extends RecordName
+    ? Records[S["items"]][]
+    : never;
+/** A field's TypeScript type fits its spec: one of its wire types, and exactly its record. */
+type FieldFits<V, S extends FieldSpec> = [Exclude<V, undefined>] extends [Wire<S["types"][number]>]
+  ? [Nested<S>] extends [never]
+    ? true
+    : Same<Exclude<V, null | undefined>, Nested<S>>
   : false;
-type BodiesMatch = {
-  [K in MessageType]: SameKeys<Bodies[K], (typeof MESSAGE_TYPES)[K]["fields"]>;
-}[MessageType];
-export const BODIES_MATCH_SPECS: false extends BodiesMatch ? never : true = true;
+type OptionalKeys<T> = { [K in keyof T]-?: Record<never, never> extends Pick<T, K> ? K : never }[keyof T];
+type SpecOptional<F extends Fields> = { [K in keyof F]: F[K]["required"] extends false ? K : never }[keyof F];
+/** Same field names, the same ones optional, and every field's type fits. */
+type Fits<T, F extends Fields> =
+  Same<keyof T, keyof F> extends true
+    ? Same<OptionalKeys<T>, SpecOptional<F>> extends true
+      ? false extends { [K in keyof F & keyof T]: FieldFits<T[K], F[K]> }[keyof F & keyof T]
+        ? false
+        : true
+      : false
+    : false;
+type Misfits<D, S extends { [K in keyof D]: Fields }> = { [K in keyof D]: Fits<D[K], S[K]> extends true ? never : K }[keyof D];
+
+export type MessageType = keyof typeof MESSAGE_TYPES;
+type MessageFields = { [K in MessageType]: (typeof MESSAGE_TYPES)[K]["fields"] };
+/** A compile error here names the message type whose body does not fit its spec. */
+export const BODIES_MATCH_SPECS: Same<keyof Bodies, MessageType> extends true
+  ? [Misfits<Bodies, MessageFields>] extends [never]
+    ? true
+    : Misfits<Bodies, MessageFields>
+  : "Bodies must name every message type, and only them" = true;
+/** A compile error here names the record whose interface does not fit its spec. */
+export const RECORDS_MATCH_SPECS: Same<keyof Records, RecordName> extends true
+  ? [Misfits<Records, typeof RECORDS>] extends [never]
+    ? true
+    : Misfits<Records, typeof RECORDS>
+  : "Records must name every record, and only them" = true;
 
 export type RequestType = {
   [K in MessageType]: (typeof MESSAGE_TYPES)[K]["kind"] extends "request" ? K : never;

@@ -1,13 +1,33 @@
 /**
- * hotswap's wire protocol as the extension speaks it: the declarations (protocolSpec.ts,
- * bodies.ts), validation as backend/protocol.py does it, and the errors. No vscode, no zeromq.
+ * hotswap's wire protocol as the extension speaks it: the declarations (protocolSpec.ts, generated
+ * from backend/protocol.py; bodies.ts), validation as Python does it, and errors. No vscode, no zeromq.
  */
 
 import type { Message } from "./bodies";
-import { MESSAGE_TYPES, MessageSpec, PROTOCOL_MAJOR, PROTOCOL_VERSION, WireType } from "./protocolSpec";
+import { MESSAGE_TYPES, PROTOCOL_VERSION, RECORDS } from "./protocolSpec";
 
 export * from "./bodies";
 export * from "./protocolSpec";
+
+export const PROTOCOL_MAJOR = Number(PROTOCOL_VERSION.split(".")[0]);
+
+/** Python type names as backend/protocol.py declares them ("none" is NoneType). */
+export type WireType = "str" | "int" | "float" | "bool" | "list" | "dict" | "bytes" | "none";
+export type MessageKind = "request" | "reply" | "event";
+export type RecordName = keyof typeof RECORDS;
+
+/** A field: its wire types, and the record its map value (`record`) or list items (`items`) are. */
+export interface FieldSpec {
+  readonly types: readonly WireType[];
+  readonly required: boolean;
+  readonly record: string | null;
+  readonly items: string | null;
+}
+
+export interface MessageSpec {
+  readonly kind: MessageKind;
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+}
 
 export class ProtocolError extends Error {
   constructor(
@@ -93,22 +113,40 @@ export function validate(msg: unknown): Message {
   if (spec === undefined) {
     throw new ProtocolError("unknown_type", `unknown message type '${String(msg.type)}'`);
   }
-  const body = msg.body as Record<string, unknown>;
-  for (const [name, field] of Object.entries(spec.fields)) {
-    if (!(name in body)) {
+  checkFields(String(msg.type), spec.fields, msg.body as Record<string, unknown>);
+  return msg as unknown as Message;
+}
+
+/** Throw ProtocolError("malformed") naming the first field of `value` (at `where`) that is wrong. */
+function checkFields(where: string, fields: Readonly<Record<string, FieldSpec>>, value: Record<string, unknown>): void {
+  for (const [name, field] of Object.entries(fields)) {
+    if (!(name in value)) {
       if (field.required) {
-        throw new ProtocolError("malformed", `${String(msg.type)}: missing field '${name}'`);
+        throw new ProtocolError("malformed", `${where}: missing field '${name}'`);
       }
       continue;
     }
-    if (!isOfType(body[name], field.types)) {
-      throw new ProtocolError(
-        "malformed",
-        `${String(msg.type)}: field '${name}' must be ${field.types.join(" or ")}`,
-      );
+    const item = value[name];
+    if (!isOfType(item, field.types)) {
+      throw new ProtocolError("malformed", `${where}.${name} must be ${field.types.join(" or ")}`);
+    }
+    if (field.record !== null && isMap(item)) {
+      checkFields(`${where}.${name}`, recordSpec(field.record), item);
+    }
+    if (field.items !== null && Array.isArray(item)) {
+      const items = field.items;
+      item.forEach((element, index) => {
+        if (!isMap(element)) {
+          throw new ProtocolError("malformed", `${where}.${name}[${index}] must be a map (${items})`);
+        }
+        checkFields(`${where}.${name}[${index}]`, recordSpec(items), element);
+      });
     }
   }
-  return msg as unknown as Message;
+}
+
+function recordSpec(name: string): Readonly<Record<string, FieldSpec>> {
+  return (RECORDS as Readonly<Record<string, Readonly<Record<string, FieldSpec>>>>)[name];
 }
 
 function isMap(value: unknown): value is Record<string, unknown> {

@@ -83,7 +83,7 @@ export class Transport {
   }
 
   /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch. */
-  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody & { version?: string }> {
+  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody> {
     const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client }, timeoutMs);
     checkVersion(reply.protocol_version);
     return reply;

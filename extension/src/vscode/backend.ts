@@ -18,11 +18,11 @@ import {
 } from "../node/daemon";
 import { NextStep, RESTART, SHOW_LOG, UserError } from "./errors";
 import { runEnvironment } from "../node/launch";
-import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError } from "../node/protocol";
+import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError, SyncPolicy } from "../node/protocol";
 import { ensureHotswap, findInterpreter } from "./python";
 import { StatusBar } from "./statusBar";
 import { readSettings } from "./settings";
-import { WorkspaceSync, maxFileBytesOf } from "../node/sync";
+import { WorkspaceSync } from "../node/sync";
 import { Transport } from "../node/transport";
 
 export const CLIENT_NAME = "vscode-hotswap";
@@ -31,7 +31,7 @@ const OPEN_BACKEND_SETTING: NextStep = { title: "Open Settings", command: "workb
 /** A live connection to the daemon serving one workspace folder. */
 export interface Connection {
   transport: Transport;
-  hello: HelloReplyBody & { version?: string };
+  hello: HelloReplyBody;
   sync: WorkspaceSync;
   folder: vscode.WorkspaceFolder;
   /** The folder's real path: what the daemon is told (it resolves symlinks too). */
@@ -42,6 +42,8 @@ export interface Connection {
 
 export class Backend implements vscode.Disposable {
   private connection: Connection | undefined;
+  /** The sync policy of the last daemon this folder talked to (kept when it goes away). */
+  policy: SyncPolicy | undefined;
   /** Why the last connection ended, in words for the terminal. */
   closeReason = "";
   private connecting: Promise<Connection> | undefined;
@@ -112,7 +114,7 @@ export class Backend implements vscode.Disposable {
     const remote = settings.backend !== "";
     const info = remote ? remoteConnection(settings.backend) : (liveConnection(root) ?? (await this.start(root)));
     const transport = new Transport(info, this.log);
-    let hello: Connection["hello"];
+    let hello: HelloReplyBody;
     try {
       hello = await transport.hello(CLIENT_NAME);
     } catch (err) {
@@ -122,15 +124,16 @@ export class Backend implements vscode.Disposable {
     const connection: Connection = {
       transport,
       hello,
-      sync: new WorkspaceSync(transport, root, maxFileBytesOf(root)),
+      sync: new WorkspaceSync(transport, root, hello.sync_policy),
       folder: this.folder,
       root,
       remote,
     };
     transport.onDisconnect(() => this.lost(connection));
     this.connection = connection;
+    this.policy = hello.sync_policy;
     this.log.info(
-      `connected to the hotswap daemon ${hello.version ?? ""} (pid ${hello.daemon_pid}, protocol ${hello.protocol_version}) at ${info.address} for ${hello.workspace}`,
+      `connected to the hotswap daemon ${hello.version} (pid ${hello.daemon_pid}, protocol ${hello.protocol_version}) at ${info.address} for ${hello.workspace}`,
     );
     this.changed.fire(connection);
     return connection;

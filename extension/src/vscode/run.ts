@@ -8,8 +8,8 @@ import { performance } from "node:perf_hooks";
 import * as vscode from "vscode";
 import { TerminalText, footer, header } from "../node/format";
 import { LineAction } from "../node/lineEditor";
-import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody } from "../node/protocol";
-import { syncThenRun } from "../node/startRun";
+import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody, SyncPolicy } from "../node/protocol";
+import { newRunId, syncThenRun } from "../node/startRun";
 import { Backend, Backends, Connection } from "./backend";
 import { SHOW_LOG, UserError, report } from "./errors";
 import { Launch, relaunch } from "./launchTarget";
@@ -22,6 +22,8 @@ export class ActiveRun {
   midLine = false;
   readonly finished: Promise<RunFinishedBody>;
   readonly debugReady: Promise<DebugReadyBody>;
+  /** How the daemon's paths map to the editor's, as its run_started said. */
+  mappings: PathMapping[] = [];
   settle!: (body: RunFinishedBody) => void;
   ready!: (body: DebugReadyBody) => void;
   private notReady!: (err: Error) => void;
@@ -45,19 +47,10 @@ export class ActiveRun {
     return path.basename(this.launch.spec.entry);
   }
 
-  /** How the daemon's paths map to the editor's: the mirror, and a symlinked folder. */
-  get mappings(): PathMapping[] {
-    const local = this.launch.folder.uri.fsPath;
-    const sync = this.connection.sync;
-    const mappings = sync.mode === "mirror" && sync.daemonRoot ? [{ localRoot: local, remoteRoot: sync.daemonRoot }] : [];
-    return this.connection.root === local ? mappings : [...mappings, { localRoot: local, remoteRoot: this.connection.root }];
-  }
 }
 
 export class RunController implements vscode.Disposable {
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly early = new Map<string, Array<(run: ActiveRun) => void>>();
-  private requesting = 0;
   private shown: ActiveRun | undefined;
   private recent: ActiveRun | undefined;
   private lastLaunch: Launch | undefined;
@@ -103,36 +96,48 @@ export class RunController implements vscode.Disposable {
     return this.lastLaunch !== undefined;
   }
 
-  /** Sync the saved workspace and start `launch` on the backend; the run's events follow. */
+  /**
+   * Sync the saved workspace and start `launch` on the backend. The run is ours (and shown)
+   * under the id we chose before the request goes: its events may overtake the reply.
+   */
   async start(launch: Launch): Promise<ActiveRun> {
     const requestedAt = performance.now();
     this.lastLaunch = launch;
     this.status.set("loading", "syncing");
     this.terminal.show();
-    // Events of the new run may arrive before the code after `await request` runs: keep
-    // them until the run is registered (`route` holds them while this count is above zero).
-    this.requesting++;
+    const connection = await this.connect(launch);
+    const run = new ActiveRun(newRunId(), launch, connection, requestedAt);
+    const previous = this.shown;
+    this.runs.set(run.id, run);
+    this.shown = run;
+    this.recent = run;
+    this.terminal.onInput = (action) => this.input(action);
     try {
-      const connection = await this.backends.of(launch.folder).connect();
-      this.wire(connection);
-      const reply = await this.request(connection, launch);
-      const run = new ActiveRun(reply.run_id, launch, connection, requestedAt);
-      this.runs.set(run.id, run);
-      this.shown = run;
-      this.recent = run;
-      this.terminal.onInput = (action) => this.input(action);
-      this.replayEarly(run);
+      await this.request(run);
       return run;
     } catch (err) {
+      this.runs.delete(run.id);
+      if (this.shown === run) {
+        this.shown = previous !== undefined && this.runs.has(previous.id) ? previous : undefined;
+        this.terminal.onInput = this.shown && ((action) => this.input(action));
+      }
       if (this.shown === undefined) {
         this.status.set(this.backends.of(launch.folder).current ? "idle" : "offline");
       }
       throw err;
-    } finally {
-      this.requesting--;
-      if (this.requesting === 0) {
-        this.early.clear();
+    }
+  }
+
+  private async connect(launch: Launch): Promise<Connection> {
+    try {
+      const connection = await this.backends.of(launch.folder).connect();
+      this.wire(connection);
+      return connection;
+    } catch (err) {
+      if (this.shown === undefined) {
+        this.status.set("offline");
       }
+      throw err;
     }
   }
 
@@ -157,12 +162,16 @@ export class RunController implements vscode.Disposable {
     this.finishedRuns.dispose();
   }
 
-  private async request(connection: Connection, launch: Launch): Promise<Bodies["run_reply"]> {
-    const { reply } = await syncThenRun(connection, launch.spec, process.env, (synced) => {
+  private async request(run: ActiveRun): Promise<void> {
+    await syncThenRun(run.connection, run.launch.spec, process.env, run.id, (synced) => {
       synced.skipped.forEach((s) => this.log.warn(`not synced: ${s.path} (${s.reason}); raise [tool.hotswap] max_file_mb or list it in .hotswapignore`));
       this.log.info(`synced ${synced.sent.length} changed, ${synced.deleted.length} deleted file(s) (${synced.mode})`);
     });
-    return reply;
+  }
+
+  /** The sync policy of the daemon of `folder`, once one has said it (rerun on save uses it). */
+  syncPolicy(folder: vscode.WorkspaceFolder): SyncPolicy | undefined {
+    return this.backends.of(folder).policy;
   }
 
   // -- events -----------------------------------------------------------------------
@@ -180,7 +189,7 @@ export class RunController implements vscode.Disposable {
     this.status.follow(t, this.log, () => this.shown !== undefined);
   }
 
-  /** Hand a run's events to `handle`; keep those that overtake the run's own reply. */
+  /** Hand the events of our runs to `handle` (their ids are ours: no event comes too early). */
   private route<E extends EventType>(
     transport: Connection["transport"],
     type: E,
@@ -188,23 +197,11 @@ export class RunController implements vscode.Disposable {
   ): void {
     transport.on(type, (body) => {
       const runId = (body as { run_id?: string | null }).run_id;
-      if (typeof runId !== "string") {
-        return; // a debugger listening at the worker's start, for no run of ours
-      }
-      const run = this.runs.get(runId);
-      const deliver = (r: ActiveRun): void => this.safely(type, () => handle(r, body));
+      const run = typeof runId === "string" ? this.runs.get(runId) : undefined;
       if (run !== undefined) {
-        deliver(run);
-      } else if (this.requesting > 0) {
-        this.early.set(runId, [...(this.early.get(runId) ?? []), deliver]);
+        this.safely(type, () => handle(run, body)); // else another client's run, or a debugger for none
       }
     });
-  }
-
-  private replayEarly(run: ActiveRun): void {
-    const waiting = this.early.get(run.id) ?? [];
-    this.early.delete(run.id);
-    waiting.forEach((deliver) => deliver(run));
   }
 
   private safely(what: string, action: () => void): void {
@@ -217,6 +214,7 @@ export class RunController implements vscode.Disposable {
 
   private started(run: ActiveRun, body: RunStartedBody): void {
     const { spec } = run.launch;
+    run.mappings = body.path_mappings;
     const entry = vscode.workspace.asRelativePath(path.join(run.launch.folder.uri.fsPath, path.relative(run.connection.root, spec.entry)));
     this.terminal.print(
       header({
