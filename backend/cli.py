@@ -21,9 +21,9 @@ from .client import (
     live_client,
     remote_client,
 )
-from .protocol import INTERRUPTED_EXIT, ProtocolError
+from .protocol import INTERRUPTED_EXIT, ProtocolError, new_id
 from .sync import Skipped
-from .sync_client import describe_size, sync_workspace
+from .sync_client import describe_size, sync_then_run
 from .workspace import Config, find_workspace, pid_alive
 
 
@@ -171,38 +171,32 @@ class SyncReport:
     def skipped(item: Skipped) -> None:
         _err(
             f"not synced: {item.path} ({item.reason}); raise [tool.hotswap] max_file_mb "
-            "or list it in .hotswapignore"
+            "in the daemon's workspace or list it in .hotswapignore"
         )
+
+
+def run_request(ns: argparse.Namespace) -> dict[str, Any]:
+    """The ``run`` request for ``hotswap run``'s arguments, with a run id of our choosing."""
+    return {
+        "run_id": new_id(),
+        "entry": ns.entry,
+        "args": ns.args,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "queue": ns.queue,
+        "debug": ns.debug,
+        "wait": not ns.no_wait,
+        "just_my_code": not ns.all_code,
+    }
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
     workspace = find_workspace(ns.workspace)
     client = connect(ns, workspace, start=True)
     assert client is not None
-    body = {
-        "entry": ns.entry,
-        "args": ns.args,
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "queue": ns.queue,
-        "root": str(workspace),
-        "debug": ns.debug,
-        "wait": not ns.no_wait,
-        "just_my_code": not ns.all_code,
-    }
-    limit = Config.load(workspace).max_file_bytes
     report = SyncReport()
-    for attempt in (1, 2):
-        body["state"] = sync_workspace(
-            client, workspace, limit, report.progress, report.skipped, resync=attempt == 2
-        )
-        try:
-            reply = client.request("run", body)
-            break
-        except DaemonError as exc:  # another client synced in between: sync again, once
-            if exc.ename != "resync" or attempt == 2:
-                raise
-    return follow_run(client, reply["body"]["run_id"])
+    reply = sync_then_run(client, workspace, run_request(ns), report.progress, report.skipped)
+    return follow_run(client, reply["run_id"])
 
 
 # -- status / stop / serve --------------------------------------------------------------

@@ -58,6 +58,7 @@ class DaemonClient:
         self.socket.setsockopt(zmq.RCVHWM, 0)
         self.socket.connect(connection["address"])
         self.backlog: deque[dict[str, Any]] = deque()
+        self.daemon: dict[str, Any] | None = None  # the hello_reply body, once handshaken
 
     def close(self) -> None:
         self.socket.close()
@@ -101,9 +102,16 @@ class DaemonClient:
         )
 
     def hello(self, timeout: float = 10.0) -> dict[str, Any]:
-        return self.request(
-            "hello", {"protocol_version": PROTOCOL_VERSION, "client": self.name}, timeout
-        )["body"]
+        body = {"protocol_version": PROTOCOL_VERSION, "client": self.name}
+        self.daemon = self.request("hello", body, timeout)["body"]
+        return self.daemon
+
+    def sync_policy(self) -> dict[str, Any]:
+        """What the daemon syncs (its size limit, ignore defaults): clients follow it."""
+        if self.daemon is None:
+            self.hello()
+        assert self.daemon is not None
+        return dict(self.daemon["sync_policy"])
 
 
 def live_client(workspace: Path, timeout: float = 5.0) -> DaemonClient | None:

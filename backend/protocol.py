@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, NamedTuple
+from typing import Any
+
+from .messages import MESSAGE_TYPES, RECORDS, REQUEST_TYPES, Field
 
 PROTOCOL_VERSION = "1.1"
 PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
@@ -102,260 +104,6 @@ class InternalError(ProtocolError):
     ename = "internal"
 
 
-class Field(NamedTuple):
-    """One body field: the Python types it may have, and for a map or a list of maps, the
-    RECORDS entry its value (``record``) or each of its items (``items``) must match."""
-
-    types: tuple[type, ...]
-    required: bool = True
-    record: str | None = None
-    items: str | None = None
-
-
-_NONE = type(None)
-STR, NUM = (str,), (int, float)
-
-
-def _f(*types: type, required: bool = True, record: str | None = None) -> Field:
-    return Field(types, required, record)
-
-
-def _items(record: str, *more: type, required: bool = True) -> Field:
-    return Field((list, *more), required, None, record)
-
-
-def _opt(*types: type) -> Field:
-    return Field(types, False)
-
-
-class MessageSpec(NamedTuple):
-    kind: str  # one of MESSAGE_KINDS
-    fields: dict[str, Field]
-
-
-MESSAGE_KINDS = {
-    "request": "client → daemon",
-    "reply": "daemon → client, answering a request",
-    "event": "daemon → client, unasked",
-    "to_worker": "daemon → runner worker",
-    "from_worker": "runner worker → daemon",
-}
-
-
-def _spec(kind: str, **fields: Field) -> MessageSpec:
-    return MessageSpec(kind, fields)
-
-
-RECORDS: dict[str, dict[str, Field]] = {
-    "frame": {"file": _f(str), "line": _f(int), "function": _f(str)},
-    "error": {"type": _f(str), "message": _f(str), "frames": _items("frame")},
-    "warm_object": {
-        "key": _f(str),
-        "type": _f(str),
-        "parameters": _f(int, _NONE),
-        "bytes": _f(int),
-        "device": _f(str, _NONE),
-        "build_seconds": _f(int, float),
-        "hits": _f(int),
-    },
-    "memory": {"rss": _opt(int, _NONE), "cuda_allocated": _opt(int), "cuda_reserved": _opt(int)},
-    "debug_endpoint": {"host": _f(str), "port": _f(int)},
-    "path_mapping": {"localRoot": _f(str), "remoteRoot": _f(str)},
-    "status_daemon": {
-        "pid": _f(int),
-        "workspace": _f(str),
-        "address": _f(str),
-        "started": _f(int, float),
-        "version": _f(str),
-        "protocol_version": _f(str),
-        "stopping": _f(bool),
-    },
-    "status_worker": {
-        "index": _f(int),
-        "pid": _f(int),
-        "state": _f(str),
-        "started": _f(int, float),
-        "warm": _items("warm_object"),
-        "memory": _f(dict, record="memory"),
-        "run_id": _f(str, _NONE),
-        "debug": _f(dict, _NONE, record="debug_endpoint"),
-    },
-    "status_run": {
-        "run_id": _f(str),
-        "entry": _f(str),
-        "state": _f(str),
-        "requested": _f(int, float),
-        "started": _f(int, float, _NONE),
-        "worker": _f(int, _NONE),
-        "exit_code": _opt(int),
-        "reason": _opt(str),
-        "duration": _opt(int, float),
-    },
-    "sync_policy": {
-        "max_file_bytes": _f(int),
-        "chunk_bytes": _f(int),
-        "ignored_dirs": _f(list),
-        "ignored_suffixes": _f(list),
-        "ignore_files": _f(list),
-        "nested_ignore_files": _f(list),
-        "venv_markers": _f(list),
-        "sync_symlinks": _f(bool),
-    },
-}
-"""Nested records, declared once; a Field's ``record``/``items`` names one of them."""
-
-MESSAGE_TYPES: dict[str, MessageSpec] = {
-    # -- requests from clients ----------------------------------------------------
-    "hello": _spec("request", protocol_version=_f(str), client=_f(str)),
-    "run": _spec(
-        "request",
-        entry=_f(str),
-        args=_f(list),
-        cwd=_f(str),
-        env=_f(dict),
-        run_id=_opt(str),
-        queue=_opt(bool),
-        root=_opt(str),
-        state=_opt(str),
-        debug=_opt(bool),
-        wait=_opt(bool),
-        just_my_code=_opt(bool),
-    ),
-    "manifest": _spec("request", root=_f(str)),
-    "sync": _spec(
-        "request",
-        root=_f(str),
-        base=_f(str),
-        target=_f(str),
-        files=_f(list),
-        deleted=_f(list),
-        transaction=_f(str),
-        final=_f(bool),
-        total_files=_opt(int),
-        total_bytes=_opt(int),
-    ),
-    "cancel": _spec("request", run_id=_opt(str, _NONE)),
-    "stdin": _spec("request", run_id=_f(str), data=_f(bytes), eof=_opt(bool)),
-    "status": _spec("request"),
-    "stop": _spec("request"),
-    "release": _spec("request", keys=_opt(list, _NONE)),
-    # -- replies (type is "<request>_reply", or "error") --------------------------
-    "hello_reply": _spec(
-        "reply",
-        protocol_version=_f(str),
-        version=_f(str),
-        features=_f(list),
-        daemon_pid=_f(int),
-        workspace=_f(str),
-        sync_policy=_f(dict, record="sync_policy"),
-    ),
-    "run_reply": _spec("reply", run_id=_f(str), queued=_f(bool)),
-    "cancel_reply": _spec("reply", cancelled=_f(list)),
-    "stdin_reply": _spec("reply", accepted=_f(bool)),
-    "status_reply": _spec(
-        "reply",
-        daemon=_f(dict, record="status_daemon"),
-        workers=_items("status_worker"),
-        runs=_items("status_run"),
-    ),
-    "stop_reply": _spec("reply", stopping=_f(bool)),
-    "manifest_reply": _spec(
-        "reply", state=_f(str), mode=_f(str), files=_f(dict), daemon_root=_f(str)
-    ),
-    "sync_reply": _spec(
-        "reply", state=_f(str), mode=_f(str), applied=_f(bool), elapsed_ms=_f(int, float)
-    ),
-    "release_reply": _spec("reply", released=_f(list)),
-    "error": _spec("reply", ename=_f(str), evalue=_f(str), hint=_opt(str)),
-    # -- events -------------------------------------------------------------------
-    "run_started": _spec(
-        "event",
-        run_id=_f(str),
-        entry=_f(str),
-        worker=_f(int),
-        worker_pid=_f(int),
-        warm_keys=_f(list),
-        path_mappings=_items("path_mapping"),
-    ),
-    "stream": _spec("event", run_id=_f(str), stream=_f(str), seq=_f(int), data=_f(bytes)),
-    "run_finished": _spec(
-        "event",
-        run_id=_f(str),
-        exit_code=_f(int),
-        duration=_f(int, float),
-        reason=_f(str),
-        error=_f(dict, _NONE, record="error"),
-        message=_f(str),
-        warm_reused=_f(list),
-        warm_lost=_f(bool),
-    ),
-    "worker_restarted": _spec(
-        "event", worker=_f(int), pid=_f(int), reason=_f(str), warm_lost=_f(list)
-    ),
-    "warm_changed": _spec("event", worker=_f(int), warm=_items("warm_object")),
-    "debug_ready": _spec(
-        "event",
-        run_id=_f(str, _NONE),
-        worker=_f(int),
-        host=_f(str),
-        port=_f(int),
-        path_mappings=_items("path_mapping"),
-        just_my_code=_f(bool),
-        wait=_f(bool),
-        attached=_opt(bool),
-    ),
-    "sync_progress": _spec(
-        "event",
-        transaction=_f(str),
-        files_done=_f(int),
-        files_total=_f(int),
-        bytes_done=_f(int),
-        bytes_total=_f(int),
-    ),
-    # -- daemon → runner worker (internal, same envelope and signing) -------------
-    "exec": _spec(
-        "to_worker",
-        run_id=_f(str),
-        entry=_f(str),
-        args=_f(list),
-        cwd=_f(str),
-        env=_f(dict),
-        workspace=_f(str),
-        path_map=_opt(list, _NONE),
-        debug=_opt(bool),
-        wait=_opt(bool),
-        debug_timeout=_opt(int, float),
-        just_my_code=_opt(bool),
-    ),
-    "interrupt": _spec("to_worker", run_id=_f(str)),
-    "feed_stdin": _spec("to_worker", run_id=_f(str), data=_f(bytes), eof=_f(bool)),
-    "forget": _spec("to_worker", keys=_f(list, _NONE)),
-    "shutdown": _spec("to_worker"),
-    # -- runner worker → daemon ---------------------------------------------------
-    "worker_ready": _spec("from_worker", pid=_f(int), python=_f(str)),
-    "debug_listening": _spec(
-        "from_worker", run_id=_f(str, _NONE), host=_f(str), port=_f(int), attached=_opt(bool)
-    ),
-    "exec_started": _spec("from_worker", run_id=_f(str), warm_keys=_f(list)),
-    "exec_done": _spec(
-        "from_worker",
-        run_id=_f(str),
-        exit_code=_f(int),
-        duration=_f(int, float),
-        error=_f(dict, _NONE, record="error"),
-        warm_reused=_f(list),
-        interrupted=_f(bool),
-        restart=_opt(str, _NONE),
-    ),
-    "warm_report": _spec(
-        "from_worker", warm=_items("warm_object"), memory=_f(dict, record="memory")
-    ),
-    "worker_log": _spec("from_worker", level=_f(str), message=_f(str)),
-}
-
-REQUEST_TYPES = [t for t, s in MESSAGE_TYPES.items() if s.kind == "request"]
-
-
 def new_id() -> str:
     return os.urandom(16).hex()
 
@@ -410,7 +158,15 @@ def check_run_id(run_id: object) -> str:
     return run_id
 
 
-_ENVELOPE = {"v": STR, "id": STR, "type": STR, "ts": NUM, "parent": (str, _NONE), "body": (dict,)}
+_NONE = type(None)
+_ENVELOPE = {
+    "v": (str,),
+    "id": (str,),
+    "type": (str,),
+    "ts": (int, float),
+    "parent": (str, _NONE),
+    "body": (dict,),
+}
 
 
 def validate(msg: object) -> dict[str, Any]:

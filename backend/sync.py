@@ -1,23 +1,20 @@
-"""Workspace manifests and diffs: the editor's saved files, sent as what changed.
+"""Workspace manifests, shared by every client and the daemon: what is synced and its digest.
 
-Pure logic (no sockets): scanning a workspace with its ignore rules, the manifest digest,
-path safety, and applying a diff to a daemon-side workspace, mirrored or in place.
+Pure logic (no sockets): scanning a workspace with its ignore rules (the sync_policy the daemon
+announces), the manifest digest, and planning a diff. The daemon's half is sync_daemon.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
-STAGING_TTL_SECONDS = 600.0
 DEFAULT_IGNORED_DIRS = frozenset(
     {
         ".git",
@@ -43,12 +40,6 @@ IGNORE_FILES = (".gitignore", ".hotswapignore")
 """Read at the workspace root; only ``.gitignore`` is read in every folder below it too."""
 VENV_MARKERS = ("pyvenv.cfg",)
 _MODULUS = 1 << 256
-MAX_NAME_BYTES = 255
-MAX_PATH_BYTES = 4096
-
-
-class UnsafePath(ValueError):
-    """A path in a diff that could write outside the workspace or is not a plain file name."""
 
 
 class FileEntry(NamedTuple):
@@ -228,352 +219,18 @@ def plan_diff(
     return changed, deleted
 
 
-def chunk_paths(paths: list[str], files: dict[str, FileEntry]) -> Iterator[list[str]]:
-    """Group paths into chunks of at most CHUNK_BYTES (a bigger file travels alone)."""
+def chunk_paths(
+    paths: list[str], files: dict[str, FileEntry], limit: int = CHUNK_BYTES
+) -> Iterator[list[str]]:
+    """Group paths into chunks of at most ``limit`` bytes (a bigger file travels alone)."""
     chunk: list[str] = []
     size = 0
     for path in paths:
         entry_size = files[path].size
-        if chunk and size + entry_size > CHUNK_BYTES:
+        if chunk and size + entry_size > limit:
             yield chunk
             chunk, size = [], 0
         chunk.append(path)
         size += entry_size
     if chunk:
         yield chunk
-
-
-# -- path safety (daemon side) ---------------------------------------------------------
-
-
-def check_relative_path(path: object) -> str:
-    """A diff path must be a relative POSIX path of plain names, valid on this OS."""
-    if not isinstance(path, str) or not path:
-        raise UnsafePath(f"{path!r}: a path must be a non-empty string")
-    if "\0" in path:
-        raise UnsafePath(f"{path!r}: NUL is not allowed in a file name")
-    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
-        raise UnsafePath(f"{path!r}: absolute paths are not allowed; send workspace-relative paths")
-    if len(path.encode()) > MAX_PATH_BYTES:
-        raise UnsafePath(f"{path[:60]!r}…: longer than {MAX_PATH_BYTES} bytes")
-    for name in path.split("/"):
-        if name in ("", ".", ".."):
-            raise UnsafePath(f"{path!r}: empty, '.' and '..' segments are not allowed")
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise UnsafePath(f"{path!r}: a name is longer than {MAX_NAME_BYTES} bytes")
-    return path
-
-
-def resolve_inside(root: Path, rel: str, folder_allowed: bool = False) -> Path:
-    """``root/rel``, refusing symlinks that lead outside ``root`` and non-regular files
-    (and folders, unless ``folder_allowed``: a diff replacing that folder by a file)."""
-    check_relative_path(rel)
-    real_root = os.path.realpath(root)
-    current = Path(root)
-    for name in rel.split("/"):
-        current = current / name
-        try:
-            st = os.lstat(current)
-        except (FileNotFoundError, NotADirectoryError):
-            # The rest does not exist yet (or goes under a file the diff deletes, as when
-            # a file `data` becomes a folder `data/`): nothing to follow.
-            return Path(root) / rel
-        if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(current)
-            if not (target == real_root or target.startswith(real_root + os.sep)):
-                raise UnsafePath(f"{rel!r}: goes through a symbolic link leaving the workspace")
-        elif not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            raise UnsafePath(f"{rel!r}: {current} is a device, FIFO or socket")
-    final = Path(root) / rel
-    if final.is_dir() and not final.is_symlink() and not folder_allowed:
-        raise UnsafePath(f"{rel!r}: is a folder on the daemon's side")
-    return final
-
-
-# -- applying a diff (daemon side) -----------------------------------------------------
-
-
-class SyncMismatch(Exception):
-    """The diff does not apply to the daemon's state: the client must resync."""
-
-
-class WorkspaceState:
-    """The daemon's acknowledged view of a workspace: {path: sha256} and its digest.
-
-    ``mirror`` keeps a copy under ``root`` and writes it; in place, ``root`` is the user's own
-    folder and is only checked against what the client sent, never written.
-    """
-
-    def __init__(self, root: Path, mirror: bool) -> None:
-        self.root = root
-        self.mirror = mirror
-        self.files: dict[str, str] = {}
-        self.digest = Digest()
-        self.dirty = False
-        if mirror:
-            root.mkdir(parents=True, exist_ok=True)
-            self.adopt_disk(1 << 62, self._load_record())
-
-    def adopt_disk(self, max_file_bytes: int, record: dict[str, str] | None = None) -> None:
-        """What is on disk is the state: a restarted daemon keeps its mirror, and in place
-        the client's folder is ours to read, so only files that differ need to travel.
-
-        With a mirror's ``record`` (the synced files it last saved), only recorded files whose
-        content is intact count: files a script wrote into the mirror are not the client's to
-        delete, and a record that fell behind only costs a resend.
-        """
-        found, _ = scan(self.root, max_file_bytes=max_file_bytes)
-        for path, entry in found.items():
-            if record is None or record.get(path) == entry.sha256:
-                self.files[path] = entry.sha256
-                self.digest.add(path, entry.sha256)
-
-    @property
-    def _record_path(self) -> Path:
-        return self.root / ".hotswap" / "mirror-files.json"
-
-    def _load_record(self) -> dict[str, str] | None:
-        try:
-            record = json.loads(self._record_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
-
-    def save_record(self) -> None:
-        """Persist the mirror's synced file list (called off the sync's hot path)."""
-        if not self.mirror or not self.dirty:
-            return
-        self._record_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.files, separators=(",", ":")))
-        os.replace(tmp, self._record_path)
-        self.dirty = False
-
-    def state(self) -> str:
-        return self.digest.hex()
-
-    def apply(
-        self, files: list[dict[str, Any]], deleted: Iterable[str], target: str
-    ) -> dict[str, str]:
-        """Apply all or nothing; return the new {path: sha}. Raises UnsafePath, SyncMismatch."""
-        deleted = list(deleted)
-        staged = self._check(files, deleted, target)
-        if self.mirror:
-            self._write(files, deleted)
-        else:
-            self._verify_on_disk(files, deleted)
-        self._commit(staged, deleted)
-        return staged
-
-    def _check(
-        self, files: list[dict[str, Any]], deleted: list[str], target: str
-    ) -> dict[str, str]:
-        staged: dict[str, str] = {}
-        for item in files:
-            if not isinstance(item, dict):
-                raise UnsafePath(f"{item!r:.60}: each file must be a map of path, sha256, data")
-            path = check_relative_path(item.get("path"))
-            data, sha = item.get("data"), item.get("sha256")
-            if not isinstance(sha, str):
-                raise SyncMismatch(f"{path}: no sha256")
-            if (data is not None or self.mirror) and (
-                not isinstance(data, bytes) or sha256_bytes(data) != sha
-            ):
-                raise SyncMismatch(f"{path}: content does not match its sha256 (damaged message)")
-            if self.mirror:
-                resolve_inside(self.root, path, self._folder_goes(path, deleted))
-            staged[path] = str(sha)
-        for path in deleted:
-            check_relative_path(path)
-            if self.mirror:
-                resolve_inside(self.root, path)
-        _check_no_file_as_folder(staged, self.files, set(deleted))
-        digest = Digest()
-        digest.value = self.digest.value
-        for path in deleted:
-            if path in self.files:
-                digest.remove(path, self.files[path])
-        for path, sha in staged.items():
-            if path in self.files and path not in deleted:
-                digest.remove(path, self.files[path])
-            digest.add(path, sha)
-        if digest.hex() != target:
-            raise SyncMismatch(
-                "after this diff the workspace would not match the client's manifest"
-            )
-        return staged
-
-    def _folder_goes(self, path: str, deleted: list[str]) -> bool:
-        """True if the diff deletes every synced file under the folder ``path``."""
-        inside = [p for p in self.files if p.startswith(path + "/")]
-        return bool(inside) and set(inside) <= set(deleted)
-
-    def _write(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
-        import shutil  # here: only the daemon writes, and the CLI imports this module
-        import tempfile
-
-        temps: list[tuple[str, Path]] = []
-        try:
-            for item in files:
-                # Staged at the root: a file's folder may exist only once the deletes are
-                # done (a file `data` replaced by `data/x.py`).
-                fd, tmp = tempfile.mkstemp(prefix=".hotswap-", dir=self.root)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(item["data"])
-                temps.append((tmp, self.root / item["path"]))
-        except BaseException:
-            for tmp, _ in temps:
-                Path(tmp).unlink(missing_ok=True)
-            raise
-        for path in deleted:
-            (self.root / path).unlink(missing_ok=True)
-            _prune_empty_parents(self.root, self.root / path)
-        for tmp, final in temps:
-            if final.is_dir() and not final.is_symlink():  # a folder replaced by a file
-                shutil.rmtree(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-
-    def _verify_on_disk(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
-        for item in files:
-            on_disk = self.root / item["path"]
-            try:
-                sha = sha256_file(on_disk)
-            except OSError:
-                sha = ""
-            if sha != item["sha256"]:
-                raise SyncMismatch(
-                    f"{item['path']}: the file on the daemon's disk differs from what the "
-                    "client sent (saved since? another machine?); save and run again"
-                )
-        for path in deleted:
-            if (self.root / path).is_file():
-                raise SyncMismatch(
-                    f"{path}: the client deleted it but it exists on the daemon's disk"
-                )
-
-    def _commit(self, staged: dict[str, str], deleted: list[str]) -> None:
-        self.dirty = True
-        for path in deleted:
-            sha = self.files.pop(path, None)
-            if sha is not None:
-                self.digest.remove(path, sha)
-        for path, sha in staged.items():
-            old = self.files.get(path)
-            if old is not None:
-                self.digest.remove(path, old)
-            self.files[path] = sha
-            self.digest.add(path, sha)
-
-
-def _check_no_file_as_folder(
-    staged: dict[str, str], files: dict[str, str], deleted: set[str]
-) -> None:
-    """A new file's folders must not be files that stay: caught here, before anything is
-    written, rather than half-way through the writes."""
-    for path in staged:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            if parent in staged or (parent in files and parent not in deleted):
-                raise UnsafePath(f"{path!r}: {parent!r} is a file, not a folder")
-
-
-def _prune_empty_parents(root: Path, path: Path) -> None:
-    parent = path.parent
-    while parent != root and root in parent.parents:
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
-
-
-# -- the daemon's sync service ---------------------------------------------------------
-
-
-class Syncer:
-    """Chooses in-place or mirror mode, stages chunked diffs, and maps run paths.
-
-    In place (the daemon sees the client's own folder): files are verified, never written.
-    Mirror (``--mirror DIR``, or a client folder that is not the daemon's workspace): a copy
-    is kept under the mirror root and runs execute from it.
-    """
-
-    def __init__(
-        self,
-        workspace: Path,
-        mirror_root: Path | None,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    ) -> None:
-        self.workspace = workspace
-        self.mirror_root = mirror_root
-        self.max_file_bytes = max_file_bytes
-        self._states: dict[bool, WorkspaceState] = {}
-        self._staging: dict[str, dict[str, Any]] = {}
-
-    def is_mirror(self, client_root: str) -> bool:
-        return self.mirror_root is not None or Path(client_root) != self.workspace
-
-    def state_for(self, client_root: str) -> WorkspaceState:
-        mirror = self.is_mirror(client_root)
-        if mirror not in self._states:
-            root = (self.mirror_root or self.workspace / ".hotswap" / "mirror") if mirror else None
-            self._states[mirror] = WorkspaceState(root or self.workspace, mirror)
-            if not mirror:
-                self._states[mirror].adopt_disk(self.max_file_bytes)
-        return self._states[mirror]
-
-    def manifest(self, client_root: str) -> dict[str, Any]:
-        state = self.state_for(client_root)
-        return {
-            "state": state.state(),
-            "mode": "mirror" if state.mirror else "in_place",
-            "files": dict(state.files),
-            "daemon_root": str(state.root),
-        }
-
-    def receive(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Stage one chunk; on the final one apply the whole diff. None until then."""
-        state = self.state_for(body["root"])
-        if body["base"] != state.state():
-            self._staging.pop(body["transaction"], None)
-            raise SyncMismatch(
-                "the daemon's workspace state is not the base this diff was made against"
-            )
-        self._drop_stale_staging()
-        staged = self._staging.setdefault(
-            body["transaction"], {"files": [], "deleted": [], "started": time.monotonic()}
-        )
-        staged["files"].extend(body["files"])
-        staged["deleted"].extend(body["deleted"])
-        if not body["final"]:
-            return None
-        del self._staging[body["transaction"]]
-        state.apply(staged["files"], staged["deleted"], body["target"])
-        self._staging.clear()  # every other transfer was based on the state just replaced
-        return {"state": state.state(), "mode": "mirror" if state.mirror else "in_place"}
-
-    def _drop_stale_staging(self) -> None:
-        """Forget transfers whose client went quiet (it died mid-sync): their chunks are memory."""
-        now = time.monotonic()
-        for transaction, staged in list(self._staging.items()):
-            if now - staged["started"] > STAGING_TTL_SECONDS:
-                del self._staging[transaction]
-
-    def save_records(self) -> None:
-        for state in self._states.values():
-            state.save_record()
-
-    def staged(self, transaction: str) -> dict[str, Any]:
-        return self._staging.get(transaction, {"files": [], "deleted": []})
-
-    def abandon(self, transaction: str) -> None:
-        self._staging.pop(transaction, None)
-
-    def path_map(self, client_root: str) -> tuple[str, str] | None:
-        """(daemon path, client path) of the workspace root, in mirror mode."""
-        if not self.is_mirror(client_root):
-            return None
-        return str(self.state_for(client_root).root), client_root

@@ -1,4 +1,5 @@
-"""The client half of workspace sync: send the daemon what changed since it last acknowledged.
+"""The client half of workspace sync: send the daemon what changed since it last acknowledged,
+following the daemon's sync_policy; and ``sync_then_run``, the one way a Python client runs.
 
 Used by the CLI; the extension implements the same steps in TypeScript (docs/protocol.md).
 """
@@ -13,7 +14,6 @@ from typing import Any
 from .client import DaemonClient, DaemonError
 from .protocol import new_id
 from .sync import (
-    DEFAULT_MAX_FILE_BYTES,
     FileEntry,
     Skipped,
     chunk_paths,
@@ -66,10 +66,29 @@ def daemon_identity(client: DaemonClient) -> str:
     return f"{c['address']}|{c['pid']}|{c.get('started', '')}"
 
 
+def sync_then_run(
+    client: DaemonClient,
+    root: Path,
+    run: dict[str, Any],
+    on_progress: Progress | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
+) -> dict[str, Any]:
+    """Sync ``root``, then send the ``run`` request naming that state; return the run_reply
+    body. On ``resync`` (another client synced in between), sync again from the daemon's
+    manifest and send the run once more, once."""
+    for attempt in (1, 2):
+        state = sync_workspace(client, root, on_progress, on_skip, resync=attempt == 2)
+        try:
+            return client.request("run", {**run, "root": str(root), "state": state})["body"]
+        except DaemonError as exc:
+            if exc.ename != "resync" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def sync_workspace(
     client: DaemonClient,
     root: Path,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     on_progress: Progress | None = None,
     on_skip: Callable[[Skipped], None] | None = None,
     resync: bool = False,
@@ -81,8 +100,9 @@ def sync_workspace(
     even when nothing changed here (another client synced since). ``on_reply`` sees each
     sync_reply body (the bench reads its ``elapsed_ms``).
     """
+    policy = client.sync_policy()
     cache = SyncCache(state_dir(root) / "sync-client.json", daemon_identity(client))
-    files, skipped = scan(root, cache.entries, max_file_bytes)
+    files, skipped = scan(root, cache.entries, policy["max_file_bytes"])
     before = (dict(cache.entries), cache.acked, cache.state)
     cache.entries = files
     if resync or cache.acked is None or cache.state is None:
@@ -90,13 +110,14 @@ def sync_workspace(
     if on_skip is not None and cache.mode != "in_place":  # in place, nothing needs to travel
         for item in skipped:
             on_skip(item)
+    chunk_bytes = policy["chunk_bytes"]
     try:
-        _push(client, root, files, cache, on_progress, on_reply)
+        _push(client, root, files, cache, chunk_bytes, on_progress, on_reply)
     except DaemonError as exc:
         if exc.ename != "resync":
             raise
         _fetch_manifest(client, root, cache)  # lost message, restarted daemon, other client
-        _push(client, root, files, cache, on_progress, on_reply)
+        _push(client, root, files, cache, chunk_bytes, on_progress, on_reply)
     if (cache.entries, cache.acked, cache.state) != before:
         cache.save()
     assert cache.state is not None
@@ -113,6 +134,7 @@ def _push(
     root: Path,
     files: dict[str, FileEntry],
     cache: SyncCache,
+    chunk_bytes: int,
     on_progress: Progress | None,
     on_reply: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
@@ -124,7 +146,7 @@ def _push(
     send_data = cache.mode != "in_place"
     total_bytes = sum(files[p].size for p in changed) if send_data else 0
     transaction, done_bytes, done_files = new_id(), 0, 0
-    chunks = list(chunk_paths(changed, files)) or [[]]
+    chunks = list(chunk_paths(changed, files, chunk_bytes)) or [[]]
     for index, chunk in enumerate(chunks):
         items = [_file_item(root, path, files[path], send_data) for path in chunk]
         final = index == len(chunks) - 1
@@ -168,4 +190,4 @@ def describe_size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-__all__ = ["SyncCache", "describe_size", "sync_workspace"]
+__all__ = ["SyncCache", "describe_size", "sync_then_run", "sync_workspace"]

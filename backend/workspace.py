@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -54,6 +55,32 @@ class ConnectionFileError(Exception):
     pass
 
 
+def write_connection(workspace: Path, address: str, key: str, started: float) -> None:
+    """The connection file clients read to reach this process's daemon (mode 0600)."""
+    from .protocol import PROTOCOL_VERSION
+
+    info = {
+        "address": address,
+        "key": key,
+        "signature_scheme": "hmac-sha256",
+        "pid": os.getpid(),
+        "protocol_version": PROTOCOL_VERSION,
+        "workspace": str(workspace),
+        "started": started,
+    }
+    write_private_json(connection_path(workspace), info)
+
+
+def remove_connection(workspace: Path) -> None:
+    """Remove the connection file if it is this process's (not a successor daemon's)."""
+    path = connection_path(workspace)
+    try:
+        if read_connection(path)["pid"] == os.getpid():
+            path.unlink()
+    except (ConnectionFileError, OSError):
+        pass
+
+
 def read_connection(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -67,6 +94,21 @@ def read_connection(path: Path) -> dict[str, Any]:
         if key not in data:
             raise ConnectionFileError(f"connection file {path} lacks {key!r}; delete it")
     return dict(data)
+
+
+def take_daemon_lock(workspace: Path) -> int:
+    """Lock the workspace for one daemon; the fd holds the lock until it is closed."""
+    path = state_dir(workspace) / "daemon.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(
+            f"hotswap: a daemon already serves {workspace}; "
+            "use `hotswap status` to see it or `hotswap stop` to stop it"
+        ) from None
+    return fd
 
 
 def pid_alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ DEALER socket. Every message received is validated against the protocol spec.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -17,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hotswap
 import msgpack
 import pytest
 import zmq
 from conftest import base_env
 from hotswap.client import DaemonClient, DaemonError, DaemonUnavailable
+from hotswap.messages import MESSAGE_TYPES
 from hotswap.protocol import (
     FEATURES,
     MAX_MESSAGE_BYTES,
-    MESSAGE_TYPES,
     PROTOCOL_VERSION,
     make_message,
     new_id,
@@ -33,6 +35,7 @@ from hotswap.protocol import (
 )
 from hotswap.server import Daemon
 from hotswap.session import Session
+from hotswap.sync import sync_policy
 from hotswap.workspace import Config, connection_path, read_connection
 
 ZMQ_MAX_FRAME = 4 * MAX_MESSAGE_BYTES  # the daemon's ZMQ_MAXMSGSIZE on its client socket
@@ -86,7 +89,7 @@ def stop_daemon(live: LiveDaemon, procs: list[subprocess.Popen[bytes]]) -> None:
             except (DaemonError, DaemonUnavailable):
                 live.daemon.begin_stop()
         live.thread.join(30)
-    for proc in [*procs, *(w.proc for w in list(live.daemon.workers.values()))]:
+    for proc in [*procs, *(w.proc for w in list(live.daemon.workers))]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
@@ -110,7 +113,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         daemon.start()
-        procs = [w.proc for w in daemon.workers.values()]
+        procs = [w.proc for w in daemon.workers]
         live.connection = read_connection(connection_path(workspace))
         live.thread.start()
         yield live
@@ -201,6 +204,8 @@ def test_hello_reply(live: LiveDaemon, client: DaemonClient) -> None:
     assert {"run", "cancel", "stdin", "status", "stop"} <= set(body["features"])
     assert body["daemon_pid"] == os.getpid()
     assert body["workspace"] == str(live.workspace)
+    assert body["version"] == hotswap.__version__
+    assert body["sync_policy"] == sync_policy(Config().max_file_bytes)
 
 
 def test_hello_with_another_major_version_names_both(live: LiveDaemon, peer: RawPeer) -> None:
@@ -446,6 +451,7 @@ def test_a_run_streams_its_output_and_finishes(live: LiveDaemon, client: DaemonC
     started = events[0]["body"]
     assert started["entry"] == "lines.py" and started["worker"] == 0
     assert started["worker_pid"] == live.daemon.workers[0].pid
+    assert started["path_mappings"] == [], "in place, nothing to map"
     seqs = [e["body"]["seq"] for e in events if e["type"] == "stream"]
     assert seqs == sorted(set(seqs)), f"seq must increase: {seqs}"
     streams = {e["body"]["stream"] for e in events if e["type"] == "stream"}
@@ -566,3 +572,149 @@ def test_cancel_right_after_the_run_request_interrupts_it(
     # not "killed": an interrupt lost on the way would escalate to killing the worker
     assert (finished["reason"], finished["exit_code"]) == ("cancelled", 130), finished
     assert finished["warm_lost"] is False
+
+
+# -- client-chosen run ids -------------------------------------------------------------------
+
+
+def test_a_client_chosen_run_id_names_the_run_and_its_events(
+    live: LiveDaemon, client: DaemonClient
+) -> None:
+    (live.workspace / "chosen.py").write_text("print('chosen')\n")
+    run_id = f"my-run_{new_id()[:8]}"
+    reply = check_incoming_reply(
+        client.request("run", {**run_body(live, "chosen.py"), "run_id": run_id})
+    )
+    assert reply["body"]["run_id"] == run_id
+    events = collect_run(client, run_id)
+    assert events[0]["type"] == "run_started"
+    assert all(e["body"]["run_id"] == run_id for e in events)
+    assert stream_text(events, "stdout") == "chosen\n"
+
+
+def test_a_run_id_already_used_is_refused(live: LiveDaemon, client: DaemonClient) -> None:
+    (live.workspace / "once.py").write_text("print('once')\n")
+    run_id = new_id()
+    client.request("run", {**run_body(live, "once.py"), "run_id": run_id})
+    collect_run(client, run_id)  # finished: a recent run keeps its id
+    with pytest.raises(DaemonError) as info:
+        client.request("run", {**run_body(live, "once.py"), "run_id": run_id})
+    assert info.value.ename == "bad_run_id" and run_id in info.value.evalue
+    assert info.value.hint
+    live.assert_serving()
+
+
+@pytest.mark.parametrize("run_id", ["", "x" * 65, "has space", "../etc", "é"])
+def test_a_malformed_run_id_is_refused(live: LiveDaemon, client: DaemonClient, run_id: str) -> None:
+    with pytest.raises(DaemonError) as info:
+        client.request("run", {**run_body(live, "x.py"), "run_id": run_id})
+    assert info.value.ename == "bad_run_id" and "64" in info.value.hint
+    live.assert_serving()
+
+
+# -- the run queue: supersede, queue, cancel, finish -----------------------------------------
+
+
+def send_run(client: DaemonClient, live: LiveDaemon, entry: str, **options: Any) -> str:
+    run_id = new_id()
+    reply = client.request("run", {**run_body(live, entry), "run_id": run_id, **options})
+    assert reply["body"] == {"status": "ok", "run_id": run_id, "queued": bool(options.get("queue"))}
+    return run_id
+
+
+def collect_runs(
+    client: DaemonClient, run_ids: set[str], timeout: float = 120
+) -> list[dict[str, Any]]:
+    """Every event of these runs, in arrival order, until each has finished."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    waiting = set(run_ids)
+    while waiting and (msg := client.recv(timeout=max(0.0, deadline - time.monotonic()))):
+        check_incoming(msg)
+        if msg["body"].get("run_id") in run_ids:
+            events.append(msg)
+            if msg["type"] == "run_finished":
+                waiting.discard(msg["body"]["run_id"])
+    assert not waiting, f"runs {waiting} did not finish: {events}"
+    return events
+
+
+def test_the_run_queue_supersedes_queues_and_cancels(
+    live: LiveDaemon, client: DaemonClient
+) -> None:
+    (live.workspace / "long.py").write_text(
+        "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
+    )
+    (live.workspace / "quick.py").write_text("import sys\nprint('quick', sys.argv[1:])\n")
+    wait_for_idle_worker(client)
+    first = send_run(client, live, "long.py")
+    client.backlog.extend(
+        collect_until(client, lambda m: m["type"] == "stream" and m["body"]["run_id"] == first)
+    )
+    queued = send_run(client, live, "quick.py", queue=True)
+    dropped = send_run(client, live, "quick.py", queue=True)
+    replaced = send_run(client, live, "quick.py")  # interrupts `first`; queued ones stay
+    last = send_run(client, live, "quick.py")  # replaces `replaced`, which has not started
+    cancel = check_incoming_reply(client.request("cancel", {"run_id": dropped}))
+    assert cancel["body"]["cancelled"] == [dropped]
+    events = collect_runs(client, {first, queued, dropped, replaced, last})
+    finished = {e["body"]["run_id"]: e["body"] for e in events if e["type"] == "run_finished"}
+    started = [e["body"]["run_id"] for e in events if e["type"] == "run_started"]
+    assert (finished[first]["reason"], finished[first]["exit_code"]) == ("cancelled", 130)
+    assert (finished[replaced]["reason"], finished[replaced]["exit_code"]) == ("superseded", 130)
+    assert finished[replaced]["message"] == f"replaced by run {last}"
+    assert (finished[dropped]["reason"], finished[dropped]["exit_code"]) == ("cancelled", 130)
+    assert finished[dropped]["message"] == "cancelled before it started"
+    assert (finished[queued]["reason"], finished[queued]["exit_code"]) == ("exited", 0)
+    assert (finished[last]["reason"], finished[last]["exit_code"]) == ("exited", 0)
+    assert started == [first, queued, last], "dropped runs never start; the rest in order"
+    order = [(e["type"], e["body"]["run_id"]) for e in events]
+    assert order.index(("run_finished", first)) < order.index(("run_started", queued))
+    assert order.index(("run_finished", queued)) < order.index(("run_started", last))
+
+
+def collect_until(
+    client: DaemonClient, wanted: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Messages up to and including the first ``wanted`` one."""
+    deadline = time.monotonic() + timeout
+    seen: list[dict[str, Any]] = []
+    while msg := client.recv(timeout=max(0.0, deadline - time.monotonic())):
+        seen.append(check_incoming(msg))
+        if wanted(msg):
+            return seen
+    raise AssertionError(f"no such message within {timeout}s: {seen}")
+
+
+# -- the worker socket -------------------------------------------------------------------------
+
+
+def test_unexpected_worker_messages_are_logged_and_ignored(
+    live: LiveDaemon, client: DaemonClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    intruder: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    intruder.setsockopt(zmq.LINGER, 0)
+    intruder.connect(live.daemon.workers.spec.address)
+    session = Session(live.connection["key"])
+    try:
+        with caplog.at_level(logging.INFO, logger="hotswap.daemon"):
+            # a daemon → worker type sent by a worker, and a type nobody declared
+            intruder.send_multipart(session.pack(make_message("shutdown")))
+            unknown = {**make_message("forget", {"keys": None}), "type": "frobnicate"}
+            payload = msgpack.packb(unknown, use_bin_type=True)
+            intruder.send_multipart([session.sign(payload), payload])
+            wait_until_logged(caplog, "unexpected shutdown on the worker socket")
+            wait_until_logged(caplog, "frobnicate")
+    finally:
+        intruder.close()
+    live.assert_serving()
+    (live.workspace / "still.py").write_text("print('still here')\n")
+    run_id = send_run(client, live, "still.py")
+    assert stream_text(collect_run(client, run_id), "stdout") == "still here\n"
+
+
+def wait_until_logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, f"{text!r} never logged: {caplog.text}"
+        time.sleep(0.02)

@@ -11,17 +11,13 @@ from typing import Any
 
 import msgpack
 import pytest
+from hotswap.messages import MESSAGE_KINDS, MESSAGE_TYPES, RECORDS, REQUEST_TYPES, Field
 from hotswap.protocol import (
     ERRORS,
     MAX_MESSAGE_BYTES,
-    MESSAGE_KINDS,
-    MESSAGE_TYPES,
     PROTOCOL_VERSION,
-    RECORDS,
-    REQUEST_TYPES,
     BadRunId,
     BadSignature,
-    Field,
     MalformedMessage,
     OversizedMessage,
     ProtocolError,

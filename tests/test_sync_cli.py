@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from conftest import HOTSWAP, Workspace, base_env
 from hotswap.client import DaemonClient, DaemonError
-from hotswap.protocol import MESSAGE_TYPES, validate
-from hotswap.sync import digest_of, sha256_bytes
+from hotswap.messages import MESSAGE_TYPES
+from hotswap.protocol import validate
+from hotswap.sync import CHUNK_BYTES, DEFAULT_IGNORED_DIRS, digest_of, sha256_bytes
 from hotswap.sync_client import sync_workspace
 
 EDITOR_PYPROJECT = """\
@@ -279,7 +280,13 @@ def test_ignored_files_never_reach_the_mirror(editor: Editor) -> None:
 
 
 def test_a_file_over_the_limit_is_skipped_with_a_warning(editor: Editor) -> None:
-    editor.write("pyproject.toml", EDITOR_PYPROJECT + "\n[tool.hotswap]\nmax_file_mb = 1\n")
+    # The limit is the daemon's ([tool.hotswap] of its workspace, told in hello_reply), not
+    # the editor's: the editor's pyproject says 50 MB, the daemon's says 1.
+    limits = "\n[tool.hotswap]\nmax_file_mb = {}\n"
+    editor.write("pyproject.toml", EDITOR_PYPROJECT + limits.format(50))
+    (editor.daemon.mirror / "pyproject.toml").write_text(EDITOR_PYPROJECT + limits.format(1))
+    editor.daemon.stop()
+    editor.daemon.start()
     editor.write("data/big.bin", b"\0" * (2 * 1024 * 1024))
     editor.write("data/small.bin", b"\0" * 1000)
     editor.write("main.py", "import os\nprint(os.path.exists('data/big.bin'))\n")
@@ -290,6 +297,32 @@ def test_a_file_over_the_limit_is_skipped_with_a_warning(editor: Editor) -> None
     assert "small.bin" not in proc.stderr
     assert not (editor.daemon.mirror / "data" / "big.bin").exists()
     assert (editor.daemon.mirror / "data" / "small.bin").exists()
+
+
+def test_hello_tells_the_sync_policy_of_the_daemons_workspace(tmp_path: Path) -> None:
+    mirror = tmp_path / "gpu-box" / "mirror"
+    mirror.mkdir(parents=True)
+    (mirror / "pyproject.toml").write_text(EDITOR_PYPROJECT + "\n[tool.hotswap]\nmax_file_mb = 3\n")
+    daemon = MirrorDaemon(mirror, tmp_path / "copies")
+    try:
+        daemon.start()
+        client = daemon.client()
+        try:
+            policy = client.daemon["sync_policy"] if client.daemon else {}
+        finally:
+            client.close()
+    finally:
+        daemon.kill_all()
+    assert policy == {
+        "max_file_bytes": 3 * 1024 * 1024,
+        "chunk_bytes": CHUNK_BYTES,
+        "ignored_dirs": sorted(DEFAULT_IGNORED_DIRS),
+        "ignored_suffixes": [".pyc", ".pyo"],
+        "ignore_files": [".gitignore", ".hotswapignore"],
+        "nested_ignore_files": [".gitignore"],
+        "venv_markers": ["pyvenv.cfg"],
+        "sync_symlinks": False,
+    }
 
 
 def test_a_subfolder_cwd_and_an_absolute_entry_are_mapped_into_the_mirror(editor: Editor) -> None:
@@ -378,6 +411,9 @@ def test_run_finished_error_frames_show_editor_paths(editor: Editor) -> None:
         events = events_until_finished(client, reply["body"]["run_id"])
     finally:
         client.close()
+    [started] = [e for e in events if e["type"] == "run_started"]
+    mapping = {"localRoot": str(editor.root), "remoteRoot": str(editor.daemon.mirror)}
+    assert started["body"]["path_mappings"] == [mapping]
     [finished] = [e for e in events if e["type"] == "run_finished"]
     error = finished["body"]["error"]
     assert error["type"] == "ValueError" and error["message"] == "from the module"

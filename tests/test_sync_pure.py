@@ -9,19 +9,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-import hotswap.sync as hotswap_sync
+import hotswap.sync_daemon as hotswap_sync
 import pytest
-from hotswap.sync import (
-    Digest,
-    FileEntry,
+from hotswap.sync import Digest, FileEntry, digest_of, scan, sha256_bytes
+from hotswap.sync_daemon import (
     SyncMismatch,
     UnsafePath,
     WorkspaceState,
     check_relative_path,
-    digest_of,
     resolve_inside,
-    scan,
-    sha256_bytes,
 )
 
 # -- check_relative_path ---------------------------------------------------------------

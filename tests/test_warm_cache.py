@@ -379,5 +379,6 @@ def test_import_hotswap_stays_light() -> None:
     )
     loaded = set(json.loads(proc.stdout))
     assert "hotswap" in loaded and "hotswap.warm" in loaded
-    heavy = {"zmq", "torch", "msgpack", "hotswap.server", "hotswap.client", "hotswap.supervisor"}
+    heavy = {"zmq", "torch", "msgpack", "hotswap.server", "hotswap.client", "hotswap.workers"}
+    heavy |= {"hotswap.runs", "hotswap.worker_process", "hotswap.sync_daemon"}
     assert not heavy & loaded, f"`import hotswap` pulled in {sorted(heavy & loaded)}"

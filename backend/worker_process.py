@@ -1,7 +1,7 @@
-"""Runner worker processes: start, watch, read their output, kill and restart them.
+"""One runner worker process: start it, message it, read its output, kill it.
 
-The daemon owns the read ends of each worker's stdout and stderr pipes, so output written at
-file-descriptor level (C extensions, subprocesses) reaches the run even if the worker dies.
+The daemon owns the read ends of its stdout and stderr pipes, so output written at file-descriptor
+level (C extensions, subprocesses) reaches the run even if the worker dies.
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .protocol import STREAMS, make_message
+
+if TYPE_CHECKING:
+    from .runs import Run
 
 READ_CHUNK = 1 << 16
 
@@ -42,10 +48,11 @@ class WorkerProcess:
 
     index: int
     proc: subprocess.Popen[bytes]
+    link: Callable[[bytes, dict[str, Any]], None]  # sends a message on the worker socket
     started: float = field(default_factory=time.time)
     identity: bytes | None = None
     ready: bool = False
-    current_run: Any = None  # the Run executing here, if any
+    current_run: Run | None = None
     warm: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     pidfd: int | None = None
@@ -58,10 +65,14 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    def send(self, msg_type: str, body: dict[str, Any]) -> None:
+        if self.identity is not None:  # before worker_ready, nothing can reach it
+            self.link(self.identity, make_message(msg_type, body))
+
     @property
     def output_fds(self) -> dict[int, str]:
         fds = {}
-        for name in ("stdout", "stderr"):
+        for name in STREAMS:
             stream = getattr(self.proc, name)
             if stream is not None and not stream.closed:
                 fds[stream.fileno()] = name
@@ -105,15 +116,19 @@ class WorkerProcess:
             self.pidfd = None
 
 
-def spawn_worker(
-    index: int,
-    address: str,
-    key: str,
-    workspace: Path,
-    prewarm: Path | None,
-    log: Any,
-    debug_at_start: bool = False,
-) -> WorkerProcess:
+@dataclass
+class WorkerSpec:
+    """How to start a worker: where it connects back to, its key, workspace and options."""
+
+    address: str
+    key: str
+    workspace: Path
+    prewarm: Path | None
+    debug_at_start: bool
+    link: Callable[[bytes, dict[str, Any]], None]
+
+
+def spawn_worker(index: int, spec: WorkerSpec, log: Any) -> WorkerProcess:
     """Start ``python -m hotswap.runner`` connected back to the daemon at ``address``."""
     argv = [
         sys.executable,
@@ -122,17 +137,17 @@ def spawn_worker(
         "-m",
         "hotswap.runner",
         "--connect",
-        address,
+        spec.address,
         "--worker-id",
         str(index),
         "--workspace",
-        str(workspace),
+        str(spec.workspace),
     ]
-    if prewarm is not None:
-        argv += ["--prewarm", str(prewarm)]
-    if debug_at_start:
+    if spec.prewarm is not None:
+        argv += ["--prewarm", str(spec.prewarm)]
+    if spec.debug_at_start:
         argv.append("--debug-listen")
-    env = dict(os.environ, HOTSWAP_WORKER_KEY=key)
+    env = dict(os.environ, HOTSWAP_WORKER_KEY=spec.key)
     env.pop("PYTHONSTARTUP", None)
     proc = subprocess.Popen(
         argv,
@@ -140,13 +155,13 @@ def spawn_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-        cwd=str(workspace),
+        cwd=str(spec.workspace),
     )
     for stream in (proc.stdout, proc.stderr):
         assert stream is not None
         flags = fcntl.fcntl(stream.fileno(), fcntl.F_GETFL)
         fcntl.fcntl(stream.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
-    worker = WorkerProcess(index, proc)
+    worker = WorkerProcess(index, proc, spec.link)
     with contextlib.suppress(AttributeError, OSError):
         worker.pidfd = os.pidfd_open(proc.pid)
     log.info("worker %d started, pid %d", index, proc.pid)

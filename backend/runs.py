@@ -1,0 +1,296 @@
+"""Runs and their queue: submit, supersede, cancel, finish, and each run's ordered events.
+
+Knows nothing of sockets nor of worker processes: it sends client messages through the
+``send`` function it is given and talks to a run's workers through their ``send`` method.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .paths import PathMap, map_run_into_mirror, path_mappings
+from .protocol import (
+    INTERRUPTED_EXIT,
+    RUN_FINISHED_REASONS,
+    BadRunId,
+    ProtocolError,
+    check_run_id,
+    make_message,
+    new_id,
+)
+
+log = logging.getLogger("hotswap.daemon")
+
+RECENT_RUNS = 20
+Send = Callable[[bytes, dict[str, Any]], None]
+
+
+class WorkerHandle(Protocol):
+    """What a run needs of a worker: its index and pid, and a way to message it."""
+
+    index: int
+    current_run: Run | None
+
+    @property
+    def pid(self) -> int: ...
+
+    def send(self, msg_type: str, body: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Run:
+    run_id: str
+    client: bytes
+    body: dict[str, Any]  # the exec body: paths already mapped into the mirror
+    queued: bool
+    requested: float = field(default_factory=time.time)
+    state: str = "pending"  # pending → running → finished
+    workers: list[WorkerHandle] = field(default_factory=list)  # one today; one per rank later
+    started: float | None = None
+    seq: int = 0
+    cancel_deadline: float | None = None
+    stdin: list[tuple[bytes, bool]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    announced: bool = False  # run_started has been sent
+    early_output: list[tuple[str, bytes]] = field(default_factory=list)
+
+    @property
+    def worker(self) -> WorkerHandle | None:
+        return self.workers[0] if self.workers else None
+
+    @property
+    def path_mappings(self) -> list[dict[str, str]]:
+        path_map = self.body["path_map"]
+        return path_mappings((path_map[0], path_map[1]) if path_map else None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "entry": self.body["entry"],
+            "state": self.state,
+            "requested": self.requested,
+            "started": self.started,
+            "worker": self.worker.index if self.worker else None,
+            **self.summary,
+        }
+
+
+class RunQueue:
+    """Every run the daemon knows: waiting, running, and the last RECENT_RUNS finished."""
+
+    def __init__(self, send: Send, cancel_timeout: float) -> None:
+        self.send = send
+        self.cancel_timeout = cancel_timeout
+        self.pending: deque[Run] = deque()
+        self.live: dict[str, Run] = {}
+        self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
+
+    def new_run_id(self, chosen: str | None) -> str:
+        """The client's run id if it is well formed and fresh, else a new one if none given."""
+        if chosen is None:
+            return new_id()
+        check_run_id(chosen)
+        if chosen in self.live or any(r.run_id == chosen for r in self.recent):
+            raise BadRunId(
+                f"run: run_id {chosen!r} is already used by a recent run",
+                hint="choose a fresh run_id for every run (e.g. a random hex string)",
+            )
+        return chosen
+
+    def submit(self, run: Run) -> None:
+        """Take ``run``; unless queued, it supersedes what runs or waits unqueued."""
+        self.live[run.run_id] = run
+        if not run.queued:
+            self.supersede(run)
+        self.pending.append(run)
+
+    def supersede(self, newer: Run) -> None:
+        waiting = [r for r in self.active() if r.state == "pending" and not r.queued]
+        running = [r for r in self.active() if r.state == "running"]
+        for run in [r for r in (*waiting, *running) if r is not newer]:
+            self.cancel(run, "superseded", f"replaced by run {newer.run_id}")
+
+    def cancel(self, run: Run, reason: str, message: str) -> None:
+        """Drop a waiting run (finished with ``reason``), or interrupt a running one."""
+        if run.state == "pending":
+            self.pending.remove(run)
+            self.finish(run, INTERRUPTED_EXIT, reason, message)
+        elif run.state == "running" and run.cancel_deadline is None and run.workers:
+            run.cancel_deadline = time.time() + self.cancel_timeout
+            for worker in run.workers:
+                worker.send("interrupt", {"run_id": run.run_id})
+
+    def cancel_all(self, message: str, client: bytes | None = None) -> list[Run]:
+        """Cancel every active run (of ``client``, if given); return them."""
+        targets = [r for r in self.active() if client is None or r.client == client]
+        for run in targets:
+            self.cancel(run, "cancelled", message)
+        return targets
+
+    def cancel_request(self, client: bytes, run_id: str | None) -> list[str]:
+        """A ``cancel`` request: the run named, or every run of ``client``; the ids cancelled."""
+        if not run_id:
+            targets = [r for r in self.active() if r.client == client]
+        else:
+            targets = [r for r in self.active() if r.run_id == run_id]
+        for run in targets:
+            self.cancel(run, "cancelled", "cancelled before it started")
+        return [r.run_id for r in targets]
+
+    def active(self) -> list[Run]:
+        return [r for r in self.live.values() if r.state != "finished"]
+
+    def overdue(self, now: float) -> Iterator[Run]:
+        """Running runs that ignored their cancel past the timeout (each reported once)."""
+        for run in self.active():
+            if run.cancel_deadline is not None and now > run.cancel_deadline:
+                run.cancel_deadline = None
+                yield run
+
+    def start_next(self, worker: WorkerHandle) -> Run | None:
+        """Give the next waiting run to an idle ``worker`` and send it the exec."""
+        if not self.pending:
+            return None
+        run = self.pending.popleft()
+        run.state, run.workers, run.started = "running", [worker], time.time()
+        worker.current_run = run
+        worker.send("exec", {"run_id": run.run_id, **run.body})
+        for data, eof in run.stdin:
+            self._feed(run, data, eof)
+        run.stdin.clear()
+        return run
+
+    def stdin(self, run_id: str, data: bytes, eof: bool) -> bool:
+        """Deliver stdin now, or when the run starts; False for an unknown or finished run."""
+        run = self.live.get(run_id)
+        if run is None or run.state == "finished":
+            return False
+        if run.state == "running" and run.workers:
+            self._feed(run, data, eof)
+        else:
+            run.stdin.append((data, eof))
+        return True
+
+    def _feed(self, run: Run, data: bytes, eof: bool) -> None:
+        run.workers[0].send("feed_stdin", {"run_id": run.run_id, "data": data, "eof": eof})
+
+    # -- a run's events, in order: run_started, stream..., run_finished --------------------
+
+    def announce(self, run: Run, warm_keys: list[str]) -> None:
+        worker = run.workers[0]
+        self._event(
+            run,
+            "run_started",
+            {
+                "run_id": run.run_id,
+                "entry": run.body["entry"],
+                "worker": worker.index,
+                "worker_pid": worker.pid,
+                "warm_keys": warm_keys,
+                "path_mappings": run.path_mappings,
+            },
+        )
+        self._flush_early_output(run)
+
+    def output(self, run: Run, stream: str, data: bytes) -> None:
+        if not run.announced:
+            # exec_started comes over the worker's socket, its output over pipes: the script
+            # may print before the daemon hears that it started. Keep run_started first.
+            run.early_output.append((stream, data))
+            return
+        run.seq += 1
+        body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
+        self._event(run, "stream", body)
+
+    def _flush_early_output(self, run: Run) -> None:
+        run.announced = True
+        for stream, data in run.early_output:
+            self.output(run, stream, data)
+        run.early_output.clear()
+
+    def finish(
+        self,
+        run: Run,
+        exit_code: int,
+        reason: str,
+        message: str = "",
+        error: dict[str, Any] | None = None,
+        warm_reused: list[str] | None = None,
+        warm_lost: bool = False,
+    ) -> None:
+        assert reason in RUN_FINISHED_REASONS, reason
+        self._flush_early_output(run)  # a worker that died before exec_started still said things
+        run.state = "finished"
+        duration = time.time() - (run.started or run.requested)
+        run.summary = {"exit_code": exit_code, "reason": reason, "duration": round(duration, 4)}
+        for worker in run.workers:
+            if worker.current_run is run:
+                worker.current_run = None
+        self.live.pop(run.run_id, None)
+        self.recent.append(run)
+        body = {
+            "run_id": run.run_id,
+            "exit_code": exit_code,
+            "duration": duration,
+            "reason": reason,
+            "error": error,
+            "message": message,
+            "warm_reused": warm_reused or [],
+            "warm_lost": warm_lost,
+        }
+        self._event(run, "run_finished", body)
+        log.info("run %s %s: exit %d %s", run.run_id, reason, exit_code, message)
+
+    def _event(self, run: Run, msg_type: str, body: dict[str, Any]) -> None:
+        self.send(run.client, make_message(msg_type, body))
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [r.describe() for r in (*self.recent, *self.active())]
+
+
+def exec_body(
+    request: dict[str, Any], workspace: str, debug_timeout: float, path_map: PathMap | None
+) -> dict[str, Any]:
+    """What a worker runs for a ``run`` request: paths mapped into the mirror if there is one."""
+    fields = {
+        "entry": request["entry"],
+        "args": request["args"],
+        "cwd": request["cwd"],
+        "env": dict(request["env"]),
+        "workspace": workspace,
+        "path_map": None,
+        "debug": bool(request.get("debug")),
+        "wait": request.get("wait", True),
+        "debug_timeout": debug_timeout,
+        "just_my_code": request.get("just_my_code", True),
+    }
+    if path_map is not None:
+        fields = map_run_into_mirror(fields, path_map)
+    _check_exec_body(fields)
+    return fields
+
+
+def _check_exec_body(body: dict[str, Any]) -> None:
+    if not body["entry"]:
+        raise ProtocolError("run: entry is empty", hint="name the script to run")
+    if not all(isinstance(a, str) for a in body["args"]):
+        raise ProtocolError("run: args must be strings")
+    env = body["env"]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ProtocolError("run: env must map strings to strings")
+    if not os.path.isabs(body["cwd"]):
+        raise ProtocolError(
+            f"run: cwd must be an absolute path, got {body['cwd']!r}",
+            hint="send the client's os.getcwd(): the daemon's own cwd means nothing to the run",
+        )
+    if not os.path.isdir(body["cwd"]):
+        raise ProtocolError(
+            f"run: the working directory {body['cwd']} does not exist on the daemon's host",
+            hint="run from a folder that exists where the daemon runs",
+        )
