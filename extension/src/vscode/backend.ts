@@ -188,9 +188,11 @@ export class Backend implements vscode.Disposable {
   }
 
   private explainHello(err: unknown, info: ConnectionInfo, remote: boolean, backendSetting: string): Error {
-    if ((err instanceof DaemonError || err instanceof ProtocolError) && err.ename === "version_mismatch") {
+    // A daemon of another release: another major version, or a reply our protocol cannot read.
+    const otherRelease = ["version_mismatch", "malformed", "unknown_type"];
+    if ((err instanceof DaemonError || err instanceof ProtocolError) && otherRelease.includes(err.ename)) {
       return new UserError(
-        `the hotswap daemon speaks protocol ${info.protocol_version}, this extension ${PROTOCOL_VERSION}. ` +
+        `the hotswap daemon speaks protocol ${info.protocol_version}, this extension ${PROTOCOL_VERSION} (${err.message}). ` +
           (remote
             ? "Install the same hotswap release as the extension on the backend's host and restart it there."
             : "Restart the backend to start one of this release (its warm objects will be lost)."),

@@ -13,10 +13,12 @@ import { ChildProcess, spawn } from "node:child_process";
 import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/node/daemon";
 import { LaunchSpec, attachConfiguration, runRequest } from "../../src/node/launch";
 import { localPath } from "../../src/node/links";
-import { Bodies, DaemonError, EventType, PROTOCOL_VERSION } from "../../src/node/protocol";
+import { Bodies, DaemonError, EventType, PROTOCOL_VERSION, ProtocolError } from "../../src/node/protocol";
 import { newRunId, syncThenRun } from "../../src/node/startRun";
 import { digestOf, WorkspaceSync } from "../../src/node/sync";
+import { Session, makeMessage } from "../../src/node/session";
 import { Transport } from "../../src/node/transport";
+import { Router } from "zeromq";
 import { PYTHON, python, tempTree, writeTree } from "../helpers";
 import { DapClient } from "./dap";
 
@@ -355,6 +357,36 @@ describe("a daemon started with `serve --mirror DIR`, as on a GPU box", { timeou
       recorder.close();
     }
   });
+});
+
+test("a reply of another release (a 1.0 hello_reply, no sync_policy) fails the request at once, saying why", { timeout: 30_000 }, async () => {
+  // Stands in for a daemon of the previous release, which this machine does not have installed.
+  const key = "k".repeat(32);
+  const router = new Router();
+  await router.bind("tcp://127.0.0.1:*");
+  const session = new Session(key);
+  const answer = (async () => {
+    const [identity, ...frames] = await router.receive();
+    const hello = session.unpack(frames);
+    const body = { protocol_version: "1.0", features: ["run"], daemon_pid: 1, workspace: "/w" };
+    await router.send([identity, ...session.pack({ ...makeMessage("hello_reply", body, hello.id), v: "1.0" })]);
+  })();
+  const address = router.lastEndpoint as string;
+  const transport = new Transport({ address, key, pid: 1, protocol_version: "1.0" });
+  try {
+    const started = Date.now();
+    await assert.rejects(transport.hello("hotswap-ext-tests", 8_000), (err) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.equal(err.ename, "malformed");
+      assert.match(err.message, /hello_reply: missing field/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 4_000, "failed at once, not at the request's timeout");
+    await answer;
+  } finally {
+    transport.close();
+    router.close();
+  }
 });
 
 test("a daemon that cannot start is reported with the tail of its log", { timeout: 60_000 }, async () => {
