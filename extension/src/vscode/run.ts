@@ -107,7 +107,7 @@ export class RunController implements vscode.Disposable {
     this.terminal.show();
     const connection = await this.connect(launch);
     const run = new ActiveRun(newRunId(), launch, connection, requestedAt);
-    const previous = this.shown;
+    const [previous, previousRecent] = [this.shown, this.recent];
     this.runs.set(run.id, run);
     this.shown = run;
     this.recent = run;
@@ -117,6 +117,7 @@ export class RunController implements vscode.Disposable {
       return run;
     } catch (err) {
       this.runs.delete(run.id);
+      this.recent = this.recent === run ? previousRecent : this.recent;
       if (this.shown === run) {
         this.shown = previous !== undefined && this.runs.has(previous.id) ? previous : undefined;
         this.terminal.onInput = this.shown && ((action) => this.input(action));
