@@ -188,9 +188,24 @@ function* walk(
       } catch {
         // vanished between readdir and stat: not part of this state
       }
-    } else if (entry.isSymbolicLink() && !rules.ignored(child, false) && !rules.policy.sync_symlinks) {
-      skipped.push({ path: child, reason: "a symbolic link (not synced)" });
+    } else if (entry.isSymbolicLink() && !rules.ignored(child, false)) {
+      const target = rules.policy.sync_symlinks ? linkedFile(path.join(root, child)) : undefined;
+      if (target === undefined) {
+        skipped.push({ path: child, reason: "a symbolic link (not synced)" });
+      } else {
+        yield [child, target];
+      }
     }
+  }
+}
+
+/** What a symbolic link leads to, if that is a file (a policy with sync_symlinks syncs it). */
+function linkedFile(link: string): import("node:fs").BigIntStats | undefined {
+  try {
+    const st = fsSync.statSync(link, { bigint: true });
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -189,4 +189,8 @@ test("only the daemon's policy says what is ignored: no default of the extension
   assert.deepEqual(skipped.map((s) => s.path), ["big.py"]);
   const rules = new IgnoreRules(root, policy);
   assert.deepEqual(["custom/x.py", "sub/nested.py", "from-other.py", "keep/.git/HEAD"].map((p) => rules.ignoredPath(p)), [true, true, true, false]);
+  symlinkSync(path.join(root, "a.pyc"), path.join(root, "link.py"));
+  assert.deepEqual((await scan(root, policy)).skipped.map((s) => s.path), ["big.py", "link.py"]);
+  const followed = await scan(root, { ...policy, sync_symlinks: true });
+  assert.equal(followed.files.get("link.py")?.sha256, followed.files.get("a.pyc")?.sha256);
 });
