@@ -1,9 +1,10 @@
 // Writes extension/src/node/protocolSpec.ts from `python -m hotswap.protocol` (backend/protocol.py):
 //   npm run protocol            (HOTSWAP_PYTHON picks the interpreter; default: the repo's .venv)
+//   node extension/scripts/protocol.mjs --check    exit 1 if the file is not what it would write
 // Only what a client sees is kept: requests, replies, events, every record and every error name.
 // test/unit/protocol.test.ts fails while the generated file differs from the Python spec.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -62,8 +63,15 @@ export function pythonSpec() {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const input = process.argv[2];
-  const spec = input ? JSON.parse((await import("node:fs")).readFileSync(input, "utf8")) : pythonSpec();
-  writeFileSync(OUT, render(spec));
+  const check = process.argv[2] === "--check";
+  const input = check ? undefined : process.argv[2];
+  const spec = input ? JSON.parse(readFileSync(input, "utf8")) : pythonSpec();
+  const text = render(spec);
+  if (check) {
+    const current = readFileSync(OUT, "utf8") === text;
+    console.log(current ? `${path.relative(repo, OUT)} is current` : `${path.relative(repo, OUT)} is stale: run \`npm run protocol\``);
+    process.exit(current ? 0 : 1);
+  }
+  writeFileSync(OUT, text);
   console.log(`wrote ${path.relative(repo, OUT)} (protocol ${spec.version})`);
 }

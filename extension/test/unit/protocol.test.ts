@@ -4,9 +4,11 @@
  */
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { test } from "node:test";
 import { ERRORS, MESSAGE_TYPES, PROTOCOL_VERSION, ProtocolError, RECORDS, validate } from "../../src/node/protocol";
-import { python } from "../helpers";
+import { PYTHON, REPO, python } from "../helpers";
 
 interface PythonSpec {
   version: string;
@@ -37,6 +39,12 @@ test("protocolSpec.ts has every record and every error name of spec_json()", () 
   for (const ename of ["internal", "not_a_request", "resync", "bad_run_id"]) {
     assert.ok(ename in ERRORS, ename);
   }
+});
+
+test("protocolSpec.ts is exactly what the generator writes from spec_json() (no hand edits)", () => {
+  const script = path.join(REPO, "extension", "scripts", "protocol.mjs");
+  const result = spawnSync(process.execPath, [script, "--check"], { encoding: "utf8", env: { ...process.env, HOTSWAP_PYTHON: PYTHON } });
+  assert.equal(result.status, 0, result.stdout + result.stderr);
 });
 
 function envelope(type: string, body: Record<string, unknown>): Record<string, unknown> {
