@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_output import SyncReport, err, format_status
 from .client import (
     DaemonClient,
     DaemonError,
@@ -22,14 +23,8 @@ from .client import (
     remote_client,
 )
 from .protocol import INTERRUPTED_EXIT, ProtocolError, new_id
-from .sync import Skipped
-from .sync_client import describe_size, sync_then_run
+from .sync_client import sync_then_run
 from .workspace import Config, find_workspace, pid_alive
-
-
-def _err(message: str) -> None:
-    print(f"hotswap: {message}", file=sys.stderr)
-
 
 # -- run --------------------------------------------------------------------------------
 
@@ -91,7 +86,7 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
             return 128 + sig.signum
         except KeyboardInterrupt:
             if cancelled:
-                _err("interrupted again; leaving the run to be cancelled by the daemon")
+                err("interrupted again; leaving the run to be cancelled by the daemon")
                 return INTERRUPTED_EXIT
             cancelled = True
             client.send("cancel", {"run_id": run_id})
@@ -129,13 +124,13 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
             if body["wait"] and not body.get("attached")
             else ""
         )
-        _err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
+        err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
         if body["message"] and body["reason"] != "exited":
-            _err(body["message"])
+            err(body["message"])
         return int(body["exit_code"])
     elif msg["type"] == "error":
-        _err(f"{body['evalue']} {body.get('hint', '')}".rstrip())
+        err(f"{body['evalue']} {body.get('hint', '')}".rstrip())
     return None
 
 
@@ -145,34 +140,6 @@ def connect(ns: argparse.Namespace, workspace: Path, start: bool) -> DaemonClien
     if getattr(ns, "backend", None):
         return remote_client(ns.backend)
     return ensure_daemon(workspace) if start else live_client(workspace)
-
-
-class SyncReport:
-    """Progress and skipped files of a sync, on stderr."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def progress(self, done: int, total: int, files_done: int, files_total: int) -> None:
-        if total < 2 * 1024 * 1024 and files_total < 200 and not self.shown:
-            return
-        self.shown = True
-        end = "\n" if done >= total else ("\r" if sys.stderr.isatty() else "\n")
-        percent = 100 * done // total if total else 100
-        print(
-            f"hotswap: synced {files_done}/{files_total} files, {describe_size(done)} of "
-            f"{describe_size(total)} ({percent}%)",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
-
-    @staticmethod
-    def skipped(item: Skipped) -> None:
-        _err(
-            f"not synced: {item.path} ({item.reason}); raise [tool.hotswap] max_file_mb "
-            "in the daemon's workspace or list it in .hotswapignore"
-        )
 
 
 def run_request(ns: argparse.Namespace) -> dict[str, Any]:
@@ -200,51 +167,6 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 # -- status / stop / serve --------------------------------------------------------------
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
-
-
-def format_status(status: dict[str, Any]) -> str:
-    d = status["daemon"]
-    lines = [f"daemon  pid {d['pid']}  {d['address']}  workspace {d['workspace']}"]
-    for w in status["workers"]:
-        mem = w["memory"]
-        cuda = (
-            f"  cuda {_size(mem['cuda_allocated'])} allocated / {_size(mem['cuda_reserved'])} "
-            "reserved"
-            if "cuda_allocated" in mem
-            else ""
-        )
-        lines.append(
-            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}{cuda}"
-        )
-        for e in w["warm"]:
-            params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"
-            lines.append(
-                f"  warm {e['key']!r}  {e['type']}  {params}  {_size(e['bytes'])}  "
-                f"{e['device'] or '-'}"
-            )
-        if not w["warm"]:
-            lines.append("  no warm objects")
-    lines.append("recent runs:" if status["runs"] else "no runs yet")
-    for r in status["runs"][-10:]:
-        when = time.strftime("%H:%M:%S", time.localtime(r["requested"]))
-        result = (
-            f"exit {r['exit_code']} ({r['reason']}, {r['duration']:.2f}s)"
-            if "exit_code" in r
-            else r["state"]
-        )
-        lines.append(f"  {when}  {r['entry']}  {result}")
-    return "\n".join(lines)
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
@@ -278,7 +200,7 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     while pid > 0 and pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     if pid > 0 and pid_alive(pid):
-        _err(f"the daemon (pid {pid}) did not stop within {ns.timeout:g}s; killing it")
+        err(f"the daemon (pid {pid}) did not stop within {ns.timeout:g}s; killing it")
         os.kill(pid, signal.SIGKILL)
     print(f"stopped the hotswap daemon of {client.connection.get('workspace', workspace)}")
     return 0
@@ -299,7 +221,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     try:
         config = Config.load(workspace)
     except ValueError as exc:
-        _err(str(exc))
+        err(str(exc))
         return 2
     daemon = Daemon(workspace, config, bind=ns.bind, mirror=mirror)
     daemon.start()
@@ -370,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         code = ns.func(ns)
         sys.stdout.flush()
     except (DaemonError, DaemonUnavailable, ProtocolError) as exc:
-        _err(str(exc))
+        err(str(exc))
         code = 1
     except KeyboardInterrupt:
         code = INTERRUPTED_EXIT

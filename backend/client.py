@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from .protocol import PROTOCOL_VERSION, make_message
+from .protocol import PROTOCOL_VERSION, MalformedMessage, VersionMismatch, make_message
 from .session import Session
 from .workspace import (
     DAEMON_LOG,
@@ -103,7 +103,14 @@ class DaemonClient:
 
     def hello(self, timeout: float = 10.0) -> dict[str, Any]:
         body = {"protocol_version": PROTOCOL_VERSION, "client": self.name}
-        self.daemon = self.request("hello", body, timeout)["body"]
+        try:
+            self.daemon = self.request("hello", body, timeout)["body"]
+        except MalformedMessage as exc:  # same major version, but an older release's reply
+            raise VersionMismatch(
+                f"the daemon at {self.connection['address']} answered the handshake in another "
+                f"form than this client's protocol {PROTOCOL_VERSION} ({exc}); it runs another "
+                "hotswap release: stop it with `hotswap stop` and run again"
+            ) from None
         return self.daemon
 
     def sync_policy(self) -> dict[str, Any]:

@@ -21,15 +21,18 @@ class Field(NamedTuple):
 _NONE = type(None)
 
 
-def _f(*types: type, required: bool = True, record: str | None = None) -> Field:
-    return Field(types, required, record)
+def _f(*types: type, record: str | None = None) -> Field:
+    """A required field; with ``record``, a map of that record (types include dict)."""
+    return Field(types, True, record)
 
 
-def _items(record: str, *more: type, required: bool = True) -> Field:
-    return Field((list, *more), required, None, record)
+def _items(record: str) -> Field:
+    """A required list of ``record`` maps."""
+    return Field((list,), True, None, record)
 
 
 def _opt(*types: type) -> Field:
+    """An optional field."""
     return Field(types, False)
 
 

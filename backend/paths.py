@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+HOTSWAP_DIR = os.path.dirname(os.path.abspath(__file__))
+"""The hotswap package's folder: frames from files under it are ours, not the user's."""
+
 PathMap = tuple[str, str]
 """(daemon root, client root) of a mirrored workspace."""
 

@@ -43,7 +43,7 @@ class WorkerHandle(Protocol):
     def send(self, msg_type: str, body: dict[str, Any]) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)  # a run is itself, whatever its fields: queues find it by identity
 class Run:
     run_id: str
     client: bytes

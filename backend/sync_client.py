@@ -186,8 +186,4 @@ def _file_item(root: Path, path: str, entry: FileEntry, send_data: bool) -> dict
     return {"path": path, "sha256": entry.sha256, "data": data}
 
 
-def describe_size(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
-
-
-__all__ = ["SyncCache", "describe_size", "sync_then_run", "sync_workspace"]
+__all__ = ["SyncCache", "sync_then_run", "sync_workspace"]

@@ -29,6 +29,7 @@ from hotswap.protocol import (
     FEATURES,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    VersionMismatch,
     make_message,
     new_id,
     validate,
@@ -221,6 +222,36 @@ def test_hello_through_the_client_raises_the_version_error(client: DaemonClient)
     with pytest.raises(DaemonError) as info:
         client.request("hello", hello_body("2.1"))
     assert info.value.ename == "version_mismatch" and "2.1" in info.value.evalue
+
+
+def test_a_daemon_of_an_older_release_gets_a_clear_handshake_error() -> None:
+    """A stand-in for a 1.0 daemon (a release this machine does not have): its hello_reply
+    lacks the fields 1.1 added."""
+    key = os.urandom(32).hex()
+    old: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+    old.setsockopt(zmq.LINGER, 0)
+    port = old.bind_to_random_port("tcp://127.0.0.1")
+    session = Session(key)
+
+    def answer() -> None:
+        identity, *frames = old.recv_multipart()
+        hello = session.unpack(frames)
+        body = {"status": "ok", "protocol_version": "1.0", "features": [], "daemon_pid": 1}
+        reply = {**make_message("status"), "type": "hello_reply", "parent": hello["id"]}
+        payload = msgpack.packb({**reply, "body": {**body, "workspace": "/w"}}, use_bin_type=True)
+        old.send_multipart([identity, session.sign(payload), payload])
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    client = DaemonClient({"address": f"tcp://127.0.0.1:{port}", "key": key, "pid": 0})
+    try:
+        with pytest.raises(VersionMismatch, match="hotswap stop") as info:
+            client.hello(timeout=30)
+        assert "missing field 'version'" in str(info.value)
+    finally:
+        client.close()
+        thread.join(10)
+        old.close()
 
 
 def test_envelope_of_another_major_version_is_refused(live: LiveDaemon, peer: RawPeer) -> None:

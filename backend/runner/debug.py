@@ -11,7 +11,7 @@ import runpy
 import sys
 import threading
 
-HOTSWAP_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ..paths import HOTSWAP_DIR
 
 _address: tuple[str, int] | None = None
 

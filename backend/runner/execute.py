@@ -16,7 +16,6 @@ import importlib.machinery
 import io
 import linecache
 import os
-import signal
 import sys
 import time
 import traceback
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import map_prefix
+from ..protocol import INTERRUPTED_EXIT
 from ..warm import active_cache
 from .process_state import (
     ProcessState,
@@ -40,7 +40,6 @@ _LIBRARY_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os
 _STDLIB_DIRS = tuple(
     {os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
 )
-KEYBOARD_INTERRUPT_EXIT = 128 + signal.SIGINT
 
 
 PathMap = tuple[str, str]  # (daemon's mirror root, client's workspace root)
@@ -137,7 +136,7 @@ def execute(request: RunRequest) -> RunOutcome:
         _join_run_processes()
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
         _print_uncaught(exc, request.path_map)
-        outcome.exit_code = KEYBOARD_INTERRUPT_EXIT
+        outcome.exit_code = INTERRUPTED_EXIT
     finally:
         _flush_all()
         if request.debug:
@@ -147,7 +146,7 @@ def execute(request: RunRequest) -> RunOutcome:
         state.restore()
         user.purge()
     outcome.broken_imports = half_imported(modules_before)
-    outcome.interrupted = outcome.exit_code == KEYBOARD_INTERRUPT_EXIT
+    outcome.interrupted = outcome.exit_code == INTERRUPTED_EXIT
     cache = active_cache()
     outcome.warm_reused = sorted(set(cache.reused)) if cache else []
     outcome.duration = time.perf_counter() - started
@@ -226,7 +225,7 @@ def run_main(entry: str, path_map: PathMap | None = None) -> tuple[int, dict[str
         return _system_exit_code(exc), None
     except BaseException as exc:
         error = _print_uncaught(exc, path_map)
-        code_ = KEYBOARD_INTERRUPT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
+        code_ = INTERRUPTED_EXIT if isinstance(exc, KeyboardInterrupt) else 1
         return code_, error
     return 0, None
 

@@ -13,10 +13,10 @@ import threading
 import traceback
 from typing import Any
 
+from ..protocol import INTERRUPTED_EXIT
 from ..warm import WarmCache, install
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
-    KEYBOARD_INTERRUPT_EXIT,
     PREWARM_MODULE,
     RunOutcome,
     RunRequest,
@@ -85,7 +85,7 @@ class Worker:
             debug=bool(job.get("debug")),
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
-        outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
+        outcome = RunOutcome(exit_code=INTERRUPTED_EXIT, duration=0.0, interrupted=True)
         try:
             self.link.begin_run(request.run_id)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -148,7 +148,7 @@ class Worker:
             return RunOutcome(exit_code=1, duration=timeout)
         except KeyboardInterrupt:
             print("hotswap: cancelled while waiting for a debugger", file=sys.stderr)
-            return RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
+            return RunOutcome(exit_code=INTERRUPTED_EXIT, duration=0.0, interrupted=True)
         return None
 
 

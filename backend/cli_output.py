@@ -1,0 +1,91 @@
+"""What the ``hotswap`` CLI prints besides a run's own output: messages, sync progress and
+skipped files, the status table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .sync import Skipped
+
+
+def err(message: str) -> None:
+    print(f"hotswap: {message}", file=sys.stderr)
+
+
+def describe_size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+class SyncReport:
+    """Progress and skipped files of a sync, on stderr."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def progress(self, done: int, total: int, files_done: int, files_total: int) -> None:
+        if total < 2 * 1024 * 1024 and files_total < 200 and not self.shown:
+            return
+        self.shown = True
+        end = "\n" if done >= total else ("\r" if sys.stderr.isatty() else "\n")
+        percent = 100 * done // total if total else 100
+        print(
+            f"hotswap: synced {files_done}/{files_total} files, {describe_size(done)} of "
+            f"{describe_size(total)} ({percent}%)",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @staticmethod
+    def skipped(item: Skipped) -> None:
+        err(
+            f"not synced: {item.path} ({item.reason}); raise [tool.hotswap] max_file_mb "
+            "in the daemon's workspace or list it in .hotswapignore"
+        )
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    d = status["daemon"]
+    lines = [f"daemon  pid {d['pid']}  {d['address']}  workspace {d['workspace']}"]
+    for w in status["workers"]:
+        mem = w["memory"]
+        cuda = (
+            f"  cuda {_size(mem['cuda_allocated'])} allocated / {_size(mem['cuda_reserved'])} "
+            "reserved"
+            if "cuda_allocated" in mem
+            else ""
+        )
+        lines.append(
+            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}{cuda}"
+        )
+        for e in w["warm"]:
+            params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"
+            lines.append(
+                f"  warm {e['key']!r}  {e['type']}  {params}  {_size(e['bytes'])}  "
+                f"{e['device'] or '-'}"
+            )
+        if not w["warm"]:
+            lines.append("  no warm objects")
+    lines.append("recent runs:" if status["runs"] else "no runs yet")
+    for r in status["runs"][-10:]:
+        when = time.strftime("%H:%M:%S", time.localtime(r["requested"]))
+        result = (
+            f"exit {r['exit_code']} ({r['reason']}, {r['duration']:.2f}s)"
+            if "exit_code" in r
+            else r["state"]
+        )
+        lines.append(f"  {when}  {r['entry']}  {result}")
+    return "\n".join(lines)
