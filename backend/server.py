@@ -21,6 +21,7 @@ import zmq
 from . import __version__
 from .protocol import (
     FEATURES,
+    MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     InternalError,
@@ -52,6 +53,8 @@ Handler = Callable[[bytes, dict[str, Any]], None]
 
 
 class Daemon:
+    """One workspace's daemon: ``start()``, then ``serve_forever()`` until a stop."""
+
     def __init__(
         self,
         workspace: Path,
@@ -74,9 +77,7 @@ class Daemon:
         )
         self.workers = Workers(spec, self.runs, self.send, self.broadcast, config.workers)
         self.started = time.time()
-        self.stopping = False
-        self.stop_deadline = 0.0
-        self.records_saved = 0.0
+        self.stopping, self.stop_deadline, self.records_saved = False, 0.0, 0.0
         self.handlers: dict[str, Handler] = {t: getattr(self, f"on_{t}") for t in REQUEST_TYPES}
         self._lock_fd: int | None = None
         self.address = ""
@@ -86,25 +87,24 @@ class Daemon:
     def start(self) -> None:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
-        self.client_socket = self._router(self.bind)
-        self.address = _endpoint(self.client_socket)
-        self.worker_socket = self._router("tcp://127.0.0.1")
-        self.workers.spec.address = _endpoint(self.worker_socket)
+        self.client_socket, self.address = self._router(self.bind)
+        self.worker_socket, self.workers.spec.address = self._router("tcp://127.0.0.1")
         self.workers.start()
         write_connection(self.workspace, self.address, self.key, self.started)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)
 
-    def _router(self, bind: str) -> zmq.Socket[bytes]:
+    def _router(self, bind: str) -> tuple[zmq.Socket[bytes], str]:
+        """A bound ROUTER socket and its endpoint."""
         sock: zmq.Socket[bytes] = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.SNDHWM, 0)  # never drop output for a slow client
         sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * 64 * 1024 * 1024)
+        sock.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
         if bind.startswith("tcp://") and bind.count(":") == 1:
             sock.bind_to_random_port(bind)
         else:
             sock.bind(bind)
-        return sock
+        return sock, str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def serve_forever(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -294,7 +294,3 @@ class Daemon:
     def on_release(self, identity: bytes, msg: dict[str, Any]) -> None:
         released = self.workers.release(msg["body"].get("keys"))
         self.send(identity, reply_to(msg, {"released": released}))
-
-
-def _endpoint(sock: zmq.Socket[bytes]) -> str:
-    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))

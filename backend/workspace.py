@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .sync import DEFAULT_MAX_FILE_BYTES
+
 STATE_DIR = ".hotswap"
 CONNECTION_FILE = "connection.json"
 DAEMON_LOG = "daemon.log"
@@ -128,7 +130,7 @@ class Config:
         self.prewarm: Path | None = None
         self.cancel_timeout = 5.0
         self.workers = 1
-        self.max_file_bytes = 50 * 1024 * 1024
+        self.max_file_bytes = DEFAULT_MAX_FILE_BYTES
         self.debug_timeout = 60.0
         self.debug_listen_at_start = False
 
