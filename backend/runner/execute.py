@@ -181,7 +181,7 @@ def _prepare(user: UserCode) -> None:
     reset_torch_rng()
     cache = active_cache()
     if cache is not None:
-        cache.reset_counters()
+        cache.begin_run(user.owns)
 
 
 def _enter_script_environment(request: RunRequest, entry: str) -> None:

@@ -110,6 +110,7 @@ class Worker:
                     "restart": _restart_reason(outcome.broken_imports),
                 },
             )
+            self.cache.after_run()
             release_run_memory()
             self.report_warm()
         return not outcome.broken_imports
