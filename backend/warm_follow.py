@@ -6,6 +6,7 @@ method it calls, bases, ``__slots__``) or its class is gone, the warm entry is r
 
 from __future__ import annotations
 
+import dis
 import importlib
 import importlib.util
 import sys
@@ -155,7 +156,7 @@ def _construction_methods(cls: type) -> set[str]:
         found.add(name)
         code = getattr(_function(vars(cls).get(name)), "__code__", None)
         if code is not None:
-            pending += [n for n in _names_in(code) if _function(vars(cls).get(n)) is not None]
+            pending += [n for n in _attrs_read(code) if _function(vars(cls).get(n)) is not None]
     return found
 
 
@@ -190,11 +191,16 @@ def code_digest(value: Any) -> str | None:
     return code_fingerprint(func.__code__, func.__defaults__)
 
 
-def _names_in(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
+def _attrs_read(code: types.CodeType) -> set[str]:
+    """Attribute names the code reads (``self.build()``), not those it sets (``x.forward = f``)."""
+    names = {
+        str(ins.argval)
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR")
+    }
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names_in(const)
+            names |= _attrs_read(const)
     return names
 
 
