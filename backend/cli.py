@@ -185,7 +185,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         "entry": ns.entry,
         "args": ns.args,
         "cwd": os.getcwd(),
-        "env": dict(os.environ),
+        "env": {**os.environ, **({"HOTSWAP_AUTO_WARM": "0"} if ns.no_auto_warm else {})},
         "queue": ns.queue,
         "root": str(workspace),
         "debug": ns.debug,
@@ -346,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
+    )
+    run.add_argument(
+        "--no-auto-warm",
+        action="store_true",
+        help="load from_pretrained calls afresh (default: served warm; [tool.hotswap] auto_warm)",
     )
     run.add_argument("entry", help="the script to run")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")

@@ -89,7 +89,12 @@ class WarmCache:
 
     def _build(self, key: str, factory: Callable[[], T], fingerprint: str, reset: str) -> T:
         started = time.perf_counter()
-        value = factory()
+        depth = getattr(_building, "depth", 0)
+        _building.depth = depth + 1
+        try:
+            value = factory()
+        finally:
+            _building.depth = depth
         entry = WarmEntry(key, value, fingerprint, build_seconds=time.perf_counter() - started)
         entry.reset = reset
         from .warm_restore import take_snapshot
@@ -171,6 +176,12 @@ class WarmCache:
 
 
 _user_files: Callable[[str], bool] | None = None  # the current run's "is this the user's file"
+_building = threading.local()  # .depth: factories running in this thread
+
+
+def is_building() -> bool:
+    """True inside a warm factory (what it loads is kept once, as part of its object)."""
+    return getattr(_building, "depth", 0) > 0
 
 
 def is_user_file(filename: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..sync import map_prefix
 from ..warm import active_cache
+from . import auto_warm
 from .process_state import (
     ProcessState,
     RunExitHandlers,
@@ -125,6 +126,7 @@ def execute(request: RunRequest) -> RunOutcome:
     exit_handlers = RunExitHandlers(user.owns)
     outcome = RunOutcome(exit_code=0, duration=0.0)
     try:
+        auto_warm.begin_run(request.env, request.workspace)
         _enter_script_environment(request, entry)
         if request.debug:
             from .debug import trace_this_run

@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from ..warm import WarmCache, install
+from .auto_warm import end_run as end_auto_warm_run
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
     KEYBOARD_INTERRUPT_EXIT,
@@ -110,6 +111,7 @@ class Worker:
                     "restart": _restart_reason(outcome.broken_imports),
                 },
             )
+            end_auto_warm_run(self.cache)
             self.cache.after_run()
             release_run_memory()
             self.report_warm()
