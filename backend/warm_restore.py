@@ -209,7 +209,8 @@ class ConfigState:
 
 
 class TokenizerState:
-    """Tokenizers hold their vocabulary in Rust: a change there is detected, not undone."""
+    """Tokenizers hold their vocabulary in Rust: a change there is detected, not undone
+    (the entry is loaded again)."""
 
     __slots__ = ("signature", "tokenizer")
 
@@ -218,14 +219,13 @@ class TokenizerState:
 
     def restore(self) -> bool:
         if _tokenizer_signature(self.tokenizer) != self.signature:
-            raise CannotRestore("its vocabulary or truncation/padding settings changed")
+            raise CannotRestore("its vocabulary changed")
         return False
 
 
 def _tokenizer_signature(tokenizer: Any) -> tuple[Any, ...]:
-    backend = getattr(tokenizer, "_tokenizer", None)
-    settings = (backend.truncation, backend.padding) if backend is not None else ()
-    return (len(tokenizer), repr(settings))
+    # Not truncation/padding: transformers sets those anew in every call.
+    return (len(tokenizer), repr(getattr(tokenizer, "added_tokens_decoder", None)))
 
 
 class Snapshot:
