@@ -8,6 +8,7 @@ holds; transformers configs by value. A restored tensor is verified with a check
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 import sys
 from collections import OrderedDict
@@ -15,6 +16,7 @@ from typing import Any
 
 _MISSING = object()
 _SHALLOW = (dict, OrderedDict, list, set)
+_WATCH_KEY = "hotswap-restore"
 _TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
 _CONFIG_CLASSES = ("PretrainedConfig", "PreTrainedConfig", "GenerationConfig")
 
@@ -50,7 +52,12 @@ def checksum(tensor: Any) -> int:
 
 
 class TensorState:
-    """One tensor's values (a host copy), dtype, device, requires_grad and hooks."""
+    """One tensor's values (a host copy), dtype, device, requires_grad and hooks.
+
+    A change is seen by torch's version counter and storage pointer, and, for updates that
+    skip the version counter (fused optimizers such as ``AdamW(fused=True)``, which the HF
+    Trainer uses), by a gradient having reached the tensor during the run.
+    """
 
     __slots__ = (
         "copy",
@@ -62,6 +69,7 @@ class TensorState:
         "shared",
         "sum",
         "tensor",
+        "trained",
         "version",
     )
 
@@ -69,7 +77,10 @@ class TensorState:
         self.tensor = tensor
         self.dtype, self.device = tensor.dtype, tensor.device
         self.requires_grad = tensor.requires_grad
-        self.hooks = tuple(getattr(tensor, name, None) for name in _TENSOR_HOOKS)
+        self.trained = [False]
+        if keep_values and tensor.is_leaf:
+            _watch_gradients(tensor, self.trained)
+        self.hooks = [(name, _hooks_state(getattr(tensor, name, None))) for name in _TENSOR_HOOKS]
         self.shared = False
         self.copy: Any = _host_copy(tensor) if keep_values else None
         self.sum = checksum(self.copy) if self.copy is not None else 0
@@ -77,10 +88,20 @@ class TensorState:
 
     def _seen(self) -> None:
         self.version, self.ptr = self.tensor._version, self.tensor.data_ptr()
+        self.trained[0] = False
 
     @property
     def nbytes(self) -> int:
         return 0 if self.copy is None else self.copy.numel() * self.copy.element_size()
+
+    def changed(self) -> bool:
+        t = self.tensor
+        return (
+            self.trained[0]
+            or t._version != self.version
+            or t.data_ptr() != self.ptr
+            or t.dtype != self.dtype
+        )
 
     def restore(self) -> bool:
         """Put the tensor back; True if its values had to be copied back."""
@@ -90,7 +111,7 @@ class TensorState:
         if t.requires_grad != self.requires_grad:
             t.requires_grad_(self.requires_grad)
         self._restore_hooks()
-        if t._version == self.version and t.data_ptr() == self.ptr and t.dtype == self.dtype:
+        if not self.changed():
             return False
         torch = sys.modules["torch"]
         with torch.no_grad():
@@ -106,9 +127,11 @@ class TensorState:
 
     def _restore_hooks(self) -> None:
         t = self.tensor
-        for name, saved in zip(_TENSOR_HOOKS, self.hooks, strict=True):
+        for name, (saved, contents) in self.hooks:
             if getattr(t, name, None) is not saved:
                 setattr(t, name, saved)
+            if contents is not None:
+                contents.restore()
 
     def _verify(self) -> None:
         t = self.tensor
@@ -116,6 +139,24 @@ class TensorState:
             raise CannotRestore(f"a tensor came back as {t.dtype} on {t.device}")
         if checksum(t) != self.sum:
             raise CannotRestore("a restored tensor failed its checksum")
+
+
+def _hooks_state(hooks: Any) -> tuple[Any, ContainerState | None]:
+    return hooks, (ContainerState(hooks) if hooks is not None else None)
+
+
+def _watch_gradients(tensor: Any, flag: list[bool]) -> None:
+    """Set ``flag`` when a gradient is accumulated into the tensor (set directly, so frozen
+    tensors are watched too: a run may unfreeze and train them)."""
+    hooks = getattr(tensor, "_post_accumulate_grad_hooks", None)
+    if hooks is None:
+        hooks = OrderedDict()
+    hooks[_WATCH_KEY] = functools.partial(_mark_trained, flag)
+    tensor._post_accumulate_grad_hooks = hooks
+
+
+def _mark_trained(flag: list[bool], tensor: Any) -> None:
+    flag[0] = True
 
 
 def _host_copy(tensor: Any) -> Any:

@@ -67,6 +67,25 @@ def test_a_training_step_is_undone_in_place() -> None:
     assert all(p.grad is None for p in params)
 
 
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_fused_optimizer_step_that_skips_the_version_counter_is_undone(frozen: bool) -> None:
+    net = Net()
+    net.requires_grad_(not frozen)
+    saved = state(net)
+    snap = snapshot_of(net)
+    net.requires_grad_(True)  # a run may unfreeze what the factory froze
+    optimizer = torch.optim.AdamW(net.parameters(), lr=0.5, fused=True)
+    versions = [p._version for p in net.parameters()]
+    net.second(net.first(torch.ones(1, 4))).sum().backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    assert [p._version for p in net.parameters()] == versions, "fused: no version bump"
+    assert not same_state(net, saved)
+    snap.restore()
+    assert same_state(net, saved)
+    assert all(p.requires_grad is not frozen for p in net.parameters())
+
+
 def test_dtype_device_requires_grad_hooks_layers_and_attributes_are_put_back() -> None:
     net = Net()
     saved, linear = state(net), net.second[0]
