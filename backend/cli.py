@@ -237,9 +237,10 @@ def format_status(status: dict[str, Any]) -> str:
         )
         for e in w["warm"]:
             params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"
+            snapshot = f"  snapshot {_size(e['snapshot_bytes'])}" if e.get("snapshot_bytes") else ""
             lines.append(
                 f"  warm {e['key']!r}  {e['type']}  {params}  {_size(e['bytes'])}  "
-                f"{e['device'] or '-'}"
+                f"{e['device'] or '-'}{snapshot}"
             )
         if not w["warm"]:
             lines.append("  no warm objects")

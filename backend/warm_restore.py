@@ -14,15 +14,13 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
+from .warm_store import CannotRestore, FileCopy, HostCopy, checksum, file_copies
+
 _MISSING = object()
 _SHALLOW = (dict, OrderedDict, list, set)
 _WATCH_KEY = "hotswap-restore"
 _TENSOR_HOOKS = ("_backward_hooks", "_post_accumulate_grad_hooks")
 _CONFIG_CLASSES = ("PretrainedConfig", "PreTrainedConfig", "GenerationConfig")
-
-
-class CannotRestore(Exception):
-    """The object cannot be put back as its factory built it; the entry must be rebuilt."""
 
 
 def _is_config(value: Any) -> bool:
@@ -39,18 +37,6 @@ def _is_tokenizer(value: Any) -> bool:
     )
 
 
-def checksum(tensor: Any) -> int:
-    """A bit-sensitive sum over the tensor's bytes (as 32-bit words when they fit)."""
-    torch = sys.modules["torch"]
-    flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-    if flat.numel() % 4 == 0:
-        try:
-            return int(flat.view(torch.int32).sum(dtype=torch.int64).item())
-        except RuntimeError:  # storage offset not aligned to 4 bytes
-            pass
-    return int(flat.sum(dtype=torch.int64).item())
-
-
 class TensorState:
     """One tensor's values (a host copy), dtype, device, requires_grad and hooks.
 
@@ -60,20 +46,21 @@ class TensorState:
     """
 
     __slots__ = (
-        "copy",
         "device",
         "dtype",
         "hooks",
         "ptr",
         "requires_grad",
+        "shape",
         "shared",
+        "store",
         "sum",
         "tensor",
         "trained",
         "version",
     )
 
-    def __init__(self, tensor: Any, keep_values: bool) -> None:
+    def __init__(self, tensor: Any, keep_values: bool, store: FileCopy | None = None) -> None:
         self.tensor = tensor
         self.dtype, self.device = tensor.dtype, tensor.device
         self.requires_grad = tensor.requires_grad
@@ -82,8 +69,11 @@ class TensorState:
             _watch_gradients(tensor, self.trained)
         self.hooks = [(name, _hooks_state(getattr(tensor, name, None))) for name in _TENSOR_HOOKS]
         self.shared = False
-        self.copy: Any = _host_copy(tensor) if keep_values else None
-        self.sum = checksum(self.copy) if self.copy is not None else 0
+        self.shape = tensor.shape
+        self.store: FileCopy | HostCopy | None = None
+        if keep_values:
+            self.store = store or HostCopy(tensor)
+            self.sum = checksum(tensor)
         self._seen()
 
     def _seen(self) -> None:
@@ -92,7 +82,7 @@ class TensorState:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.copy is None else self.copy.numel() * self.copy.element_size()
+        return self.store.nbytes if self.store is not None else 0
 
     def changed(self) -> bool:
         t = self.tensor
@@ -114,13 +104,15 @@ class TensorState:
         if not self.changed():
             return False
         torch = sys.modules["torch"]
+        assert self.store is not None, "keep_values=False snapshots are never restored"
+        values = self.store.values()
         with torch.no_grad():
-            if t.data_ptr() == self.ptr and t.dtype == self.dtype and t.shape == self.copy.shape:
-                t.copy_(self.copy)
+            if t.data_ptr() == self.ptr and t.dtype == self.dtype and t.shape == self.shape:
+                t.copy_(values)
             elif self.shared:
                 raise CannotRestore("a tensor sharing its memory with another was replaced")
             else:
-                t.data = self.copy.to(self.device, copy=True)
+                t.data = values.to(self.device, copy=True)
         self._verify()
         self._seen()
         return True
@@ -135,7 +127,7 @@ class TensorState:
 
     def _verify(self) -> None:
         t = self.tensor
-        if (t.dtype, t.device, t.shape) != (self.dtype, self.device, self.copy.shape):
+        if (t.dtype, t.device, t.shape) != (self.dtype, self.device, self.shape):
             raise CannotRestore(f"a tensor came back as {t.dtype} on {t.device}")
         if checksum(t) != self.sum:
             raise CannotRestore("a restored tensor failed its checksum")
@@ -157,20 +149,6 @@ def _watch_gradients(tensor: Any, flag: list[bool]) -> None:
 
 def _mark_trained(flag: list[bool], tensor: Any) -> None:
     flag[0] = True
-
-
-def _host_copy(tensor: Any) -> Any:
-    """A copy in host memory (pinned when the tensor is on a GPU, so restoring is fast)."""
-    torch = sys.modules["torch"]
-    t = tensor.detach()
-    if t.device.type == "meta":
-        raise CannotRestore("it holds tensors on the meta device")
-    if t.device.type == "cpu":
-        return t.clone()
-    pin = t.device.type == "cuda" and torch.cuda.is_available()
-    host = torch.empty_like(t, device="cpu", pin_memory=pin)
-    host.copy_(t)
-    return host
 
 
 class ContainerState:
@@ -321,6 +299,7 @@ class Snapshot:
                 self._collect(item, top=True)
 
     def _module(self, root: Any) -> None:
+        files = file_copies(root) if self.keep_values else {}
         pending = [root]
         while pending:
             module = pending.pop()
@@ -332,7 +311,8 @@ class Snapshot:
             for tensor in [*module._parameters.values(), *module._buffers.values()]:
                 if tensor is not None and id(tensor) not in self._seen:
                     self._seen.add(id(tensor))
-                    self.tensors.append(TensorState(tensor, self.keep_values))
+                    state = TensorState(tensor, self.keep_values, files.get(id(tensor)))
+                    self.tensors.append(state)
             for child in module._modules.values():
                 if child is not None and id(child) not in self._seen:
                     self._seen.add(id(child))

@@ -4,6 +4,7 @@ run gets what a fresh ``from_pretrained`` of the same directory gives plain pyth
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_the_run_after_a_mutating_run_gets_the_model_python_loads(
     [worker] = workspace.status()["workers"]
     [entry] = worker["warm"]
     assert entry["reset"] == "pristine"
-    assert entry["snapshot_bytes"] == entry["bytes"], "one host copy of every tensor"
+    assert entry["snapshot_bytes"] == 0, "weights are read back from model.safetensors"
 
 
 KEEP = """\
@@ -147,6 +148,10 @@ def test_reset_keep_hands_out_the_object_as_the_last_run_left_it(
     assert workspace.run("keep.py").stdout == f"{second}\n"
     [worker] = workspace.status()["workers"]
     assert worker["warm"][0]["snapshot_bytes"] == (0 if reset == "keep" else 4)
+    status = workspace.hotswap("status").stdout
+    assert (re.search(r"warm 'counter' .* snapshot 4 B$", status, re.M) is None) == (
+        reset == "keep"
+    ), status
 
 
 def test_a_bad_reset_mode_is_a_clear_error(workspace: Workspace) -> None:

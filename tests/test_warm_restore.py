@@ -145,7 +145,7 @@ def test_replacing_a_tensor_that_shares_memory_cannot_be_undone() -> None:
 def test_a_restore_that_fails_its_checksum_is_reported() -> None:
     tensor = torch.zeros(8)
     snap = snapshot_of(tensor)
-    snap.tensors[0].copy[3] = 1.0  # the host copy went bad after it was taken
+    snap.tensors[0].store.tensor[3] = 1.0  # type: ignore[union-attr]  # the copy went bad
     tensor.add_(1)
     assert restore(snap) == (
         "it could not be put back as its factory built it: a restored tensor failed its checksum"
@@ -222,3 +222,26 @@ def test_a_tokenizer_whose_vocabulary_grew_is_rebuilt(
     second = cache.get_or_build("tok", factory)
     assert second is not first and "<new>" not in second.get_vocab()
     assert "its vocabulary changed" in capsys.readouterr().err
+
+
+def test_weights_from_safetensors_are_read_back_from_the_file(tmp_path: Any) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    saved = state(model)
+    snap = snapshot_of(model)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert snap.nbytes < weights / 10, "no second copy of the weights in memory"
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.weight.add_(1)
+    model.half()
+    snap.restore()
+    assert same_state(model, saved)
+
+    model.half()
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert restore(snap) == (
+        "it could not be put back as its factory built it: "
+        f"{tmp_path / 'model.safetensors'} changed on disk since it was loaded"
+    )

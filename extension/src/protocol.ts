@@ -239,6 +239,10 @@ export interface WarmEntry {
   device: string | null;
   build_seconds?: number;
   hits?: number;
+  /** "pristine" (put back before every run) or "keep". */
+  reset?: string;
+  /** Host memory held to put the object back. */
+  snapshot_bytes?: number;
 }
 
 export interface WorkerStatus {
