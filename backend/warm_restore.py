@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from .warm_store import CannotRestore, FileCopy, HostCopy, checksum, file_copies
+from .warm_unchanged import Unchanged
 
 _MISSING = object()
 _SHALLOW = (dict, OrderedDict, list, set)
@@ -258,6 +259,17 @@ class Snapshot:
         self._seen: set[int] = set()
         self._collect(value, top=True)
         self._mark_shared_storage()
+        self.check = Unchanged([], [], [])
+        if keep_values:
+            self.check = Unchanged(
+                [state.obj for state in self.objects], self._containers(), self.tensors
+            )
+
+    def _containers(self) -> list[Any]:
+        found = [c.container for s in self.objects for c in (s.attrs, *s.containers)]
+        found += [s.container for s in self.others if isinstance(s, ContainerState)]
+        found += [c.container for t in self.tensors for _, (_, c) in t.hooks if c is not None]
+        return found
 
     @property
     def nbytes(self) -> int:
@@ -265,11 +277,15 @@ class Snapshot:
 
     def restore(self) -> int:
         """Put everything back; the number of things that had changed. Raises CannotRestore."""
+        by_value = [s for s in self.others if not isinstance(s, ContainerState)]
+        if self.check.holds():
+            return sum(state.restore() for state in by_value)
         count = 0
         for state in [*self.objects, *self.others]:
             count += state.restore()
         for tensor in self.tensors:
             count += tensor.restore()
+        self.check.rebase()
         return count
 
     def _collect(self, value: Any, top: bool = False) -> None:
@@ -335,6 +351,7 @@ class Snapshot:
         for state in self.objects:
             if id(state.obj) in ids:
                 state.adopt()
+        self.check = Unchanged([s.obj for s in self.objects], self._containers(), self.tensors)
 
 
 def take_snapshot(value: Any, keep_values: bool = True) -> Snapshot | str:
