@@ -15,14 +15,16 @@ class CannotRestore(Exception):
 
 
 def checksum(tensor: Any) -> int:
-    """A bit-sensitive sum over the tensor's bytes (as 32-bit words when they fit)."""
+    """A bit-sensitive sum over the tensor's bytes, as 64-bit words when they fit (integer sums
+    wrap around, so the result does not depend on the order torch adds in)."""
     torch = sys.modules["torch"]
     flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-    if flat.numel() % 4 == 0:
-        try:
-            return int(flat.view(torch.int32).sum(dtype=torch.int64).item())
-        except RuntimeError:  # storage offset not aligned to 4 bytes
-            pass
+    for dtype, size in ((torch.int64, 8), (torch.int32, 4)):
+        if flat.numel() % size == 0:
+            try:
+                return int(flat.view(dtype).sum(dtype=torch.int64).item())
+            except RuntimeError:  # storage offset not aligned to the word size
+                continue
     return int(flat.sum(dtype=torch.int64).item())
 
 
@@ -62,10 +64,21 @@ class FileCopy:
     def values(self) -> Any:
         if _stamp(self.file) != self.stamp:
             raise CannotRestore(f"{self.file} changed on disk since it was loaded")
+        return _opened(self.file, self.stamp).get_tensor(self.name)
+
+
+_open_files: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _opened(file: str, stamp: tuple[int, int]) -> Any:
+    """The file, memory-mapped once (re-reading its header for every tensor costs more than
+    the tensor)."""
+    known = _open_files.get(file)
+    if known is None or known[0] != stamp:
         from safetensors import safe_open
 
-        with safe_open(self.file, framework="pt") as weights:
-            return weights.get_tensor(self.name)
+        known = _open_files[file] = (stamp, safe_open(file, framework="pt"))
+    return known[1]
 
 
 def _stamp(file: str) -> tuple[int, int]:

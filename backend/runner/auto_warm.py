@@ -1,7 +1,7 @@
 """Zero-code warm loading: transformers' ``from_pretrained`` calls served from the warm cache.
 
-A call with the same arguments as one of an earlier run gets the object that call loaded, put
-back as loaded. A local directory whose files changed is loaded again. Off with
+A call from the user's code with the same arguments as in an earlier run gets the object that
+call loaded, put back as loaded; a local folder whose files changed is loaded again. Off with
 ``[tool.hotswap] auto_warm = false`` or ``hotswap run --no-auto-warm``.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..warm import WarmCache, active_cache, is_building, say
+from ..warm import WarmCache, active_cache, is_building, is_user_file, say
 
 ENV_SWITCH = "HOTSWAP_AUTO_WARM"  # "0" from `hotswap run --no-auto-warm`
 KEY_PREFIX = "from_pretrained: "
@@ -140,7 +140,8 @@ def _served_warm(load: Any) -> Any:
     @functools.wraps(load)
     def from_pretrained(cls: type, *args: Any, **kwargs: Any) -> Any:
         cache = active_cache()
-        key = _key(cls, args, kwargs) if cache is not None and _may_serve() else None
+        mine = is_user_file(sys._getframe(1).f_code.co_filename)  # not a library's own load
+        key = _key(cls, args, kwargs) if cache is not None and mine and _may_serve() else None
         if cache is None or key is None or key in _state.served:
             # a second identical call in one run gets its own object, as under python
             with _nested():
