@@ -289,7 +289,23 @@ def _digest_globals(h: Any, code: types.CodeType, namespace: dict[str, Any], dep
 
 
 def _is_user_function(value: Any) -> bool:
-    return isinstance(value, types.FunctionType) and is_user_file(value.__code__.co_filename)
+    """A function outside installed libraries, the stdlib and hotswap. Decided by the file
+    alone (not by the run's workspace), so a prewarm thread and a run agree on fingerprints."""
+    if not isinstance(value, types.FunctionType):
+        return False
+    file = value.__code__.co_filename
+    return (
+        not file.startswith("<")
+        and not file.startswith(_LIBRARY_PREFIXES)
+        and not any(marker in file for marker in _LIBRARY_MARKERS)
+    )
+
+
+_LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/", "\\site-packages\\")
+_LIBRARY_PREFIXES = (
+    *{p.rstrip("/\\") + "/lib/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)},
+    __file__.rsplit("/", 1)[0] + "/",
+)
 
 
 def code_fingerprint(code: types.CodeType, defaults: Any = None) -> str:

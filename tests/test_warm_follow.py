@@ -4,6 +4,7 @@ running the edited script: methods are swapped in place, construction changes re
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from conftest import Workspace
@@ -177,3 +178,47 @@ def test_a_class_defined_in_the_entry_script_follows_its_edits(workspace: Worksp
     assert lines(edited.stdout, "output") == ["output 15.0"]
     assert "factory called" not in edited.stdout
     assert notes(edited) == ["hotswap: warm 'scale': Scale.forward updated in place"]
+
+
+HELPERS = """\
+import os
+from pathlib import Path
+
+
+def helper():
+    return [0.5] * {size}
+
+
+def build():
+    with open(Path(__file__).with_name("built.log"), "a") as log:
+        log.write(f"{{os.getpid()}}\\n")
+    return helper()
+"""
+
+
+def test_a_prewarmed_factory_is_reused_until_a_function_it_calls_changes(
+    workspace: Workspace,
+) -> None:
+    workspace.write("pyproject.toml", '[tool.hotswap]\nprewarm = "prewarm.py"\n')
+    workspace.write("models.py", HELPERS.format(size=1000))
+    workspace.write("prewarm.py", "import hotswap, models\nhotswap.warm('model', models.build)\n")
+    workspace.write(
+        "use.py", "import hotswap, models\nprint(len(hotswap.warm('model', models.build)))\n"
+    )
+    built = workspace.root / "built.log"
+    workspace.run("models.py")  # starts the daemon, whose worker runs the prewarm
+    deadline = time.monotonic() + 60
+    while not built.exists():
+        assert time.monotonic() < deadline, "prewarm never built 'model'"
+        time.sleep(0.05)
+    reused = workspace.run("use.py")
+    assert (reused.stdout, reused.stderr) == ("1000\n", "")
+    assert len(built.read_text().split()) == 1, "the run reused what prewarm built"
+
+    workspace.write("models.py", HELPERS.format(size=7))
+    rebuilt = workspace.run("use.py")
+    assert rebuilt.stdout == "7\n"
+    assert rebuilt.stderr == (
+        "hotswap: warm 'model' rebuilt: its factory, or a function of yours it calls, changed\n"
+    )
+    assert len(built.read_text().split()) == 2
