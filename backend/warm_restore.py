@@ -14,7 +14,7 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from .warm_store import CannotRestore, FileCopy, HostCopy, checksum, file_copies
+from .warm_store import CannotRestore, FileCopy, HostCopy, checksum, close_files, file_copies
 from .warm_unchanged import Unchanged
 
 _MISSING = object()
@@ -283,8 +283,11 @@ class Snapshot:
         count = 0
         for state in [*self.objects, *self.others]:
             count += state.restore()
-        for tensor in self.tensors:
-            count += tensor.restore()
+        try:
+            for tensor in self.tensors:
+                count += tensor.restore()
+        finally:
+            close_files()
         self.check.rebase()
         return count
 

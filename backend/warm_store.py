@@ -70,6 +70,11 @@ class FileCopy:
 _open_files: dict[str, tuple[tuple[int, int], Any]] = {}
 
 
+def close_files() -> None:
+    """Unmap the files a restore read (a deleted checkpoint must not stay mapped)."""
+    _open_files.clear()
+
+
 def _opened(file: str, stamp: tuple[int, int]) -> Any:
     """The file, memory-mapped once (re-reading its header for every tensor costs more than
     the tensor)."""
