@@ -112,6 +112,8 @@ def _plan_attr(plan: FollowPlan, obj: Any, name: str, value: Any) -> None:
     func = value.__func__ if isinstance(value, types.MethodType) else value
     if not isinstance(func, types.FunctionType) or not _user_function(func):
         return
+    if "<locals>" in func.__qualname__:
+        return  # made while the object was built (a lambda): __init__'s own check covers it
     if isinstance(value, types.MethodType) and value.__self__ is not obj:
         return
     new = _lookup(_fresh_module(func.__module__), func.__qualname__)

@@ -39,9 +39,10 @@ class Net(torch.nn.Module):
         self.block = Block(){extra_layer}
         self.inner = torch.nn.Identity()
         self.inner.forward = double.__get__(self.inner)
+        self.act = lambda t: t  # made in __init__: stays as built
 
     def forward(self, x):
-        return self.inner(self.block(x)) + {net_offset}
+        return self.act(self.inner(self.block(x))) + {net_offset}
 """
 
 RUN = """\
