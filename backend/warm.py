@@ -129,14 +129,17 @@ class WarmCache:
         """Put back what the run changed now, so memory it left (grads, copies) is freed."""
         from .warm_restore import restore
 
+        evicted = False
         for key in self.keys():
             with self._lock_for(key):
                 entry = self._entries.get(key)
                 why = restore(entry.snapshot) if entry and entry.reset == "pristine" else None
                 if why is not None:
-                    self._drop(key)
+                    evicted = self._drop(key)
                     self._evicted[key] = why
         self._served = set()
+        if evicted:
+            self._changed()  # the worker collects everything now, frozen objects too
 
     def forget(self, key: str) -> bool:
         with self._lock_for(key):

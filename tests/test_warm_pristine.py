@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from conftest import Workspace, wait_until
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("peft", reason="pip install -e '.[dev]' installs peft")
@@ -159,3 +159,41 @@ def test_a_bad_reset_mode_is_a_clear_error(workspace: Workspace) -> None:
     proc = workspace.run("keep.py")
     assert proc.returncode == 1
     assert "hotswap.warm: reset must be 'pristine' or 'keep', got 'always'" in proc.stderr
+
+
+SHARED = """\
+import hotswap
+import torch
+
+
+def build():
+    print("building")
+    module = torch.nn.Module()
+    base = torch.zeros(4)
+    module.low, module.high = torch.nn.Parameter(base[:2]), torch.nn.Parameter(base[2:])
+    return module
+
+
+module = hotswap.warm("shared", build)
+print(module.low.tolist(), module.high.tolist())
+module.low.data = torch.ones(2)  # cannot be undone without breaking the shared memory
+"""
+
+
+def test_what_cannot_be_put_back_is_dropped_after_the_run_and_rebuilt_with_a_message(
+    workspace: Workspace,
+) -> None:
+    workspace.write("shared.py", SHARED)
+    plain = workspace.python("shared.py")
+    first = workspace.run("shared.py")
+    assert (first.returncode, first.stdout, first.stderr) == (0, plain.stdout, "")
+    wait_until(
+        lambda: workspace.status()["workers"][0]["warm"] == [],
+        "not evicted when the run ended (its memory would stay held until the next run)",
+    )
+    second = workspace.run("shared.py")
+    assert (second.returncode, second.stdout) == (0, plain.stdout)
+    assert second.stderr == (
+        "hotswap: warm 'shared' rebuilt: it could not be put back as its factory built it: "
+        "a tensor sharing its memory with another was replaced\n"
+    )
