@@ -232,8 +232,15 @@ def format_status(status: dict[str, Any]) -> str:
             if "cuda_allocated" in mem
             else ""
         )
+        last = (
+            f"  last run: peak {_size(mem['run_peak_rss'])}, "
+            f"{_size(mem['rss_beyond_warm'])} held beyond warm objects"
+            if "run_peak_rss" in mem and "rss_beyond_warm" in mem
+            else ""
+        )
         lines.append(
-            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}{cuda}"
+            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
+            f"{cuda}{last}"
         )
         for e in w["warm"]:
             params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"

@@ -197,3 +197,33 @@ def test_what_cannot_be_put_back_is_dropped_after_the_run_and_rebuilt_with_a_mes
         "hotswap: warm 'shared' rebuilt: it could not be put back as its factory built it: "
         "a tensor sharing its memory with another was replaced\n"
     )
+
+
+BIG = """\
+import torch
+
+big = torch.ones(50_000_000)  # 200 MB, gone when the run ends
+print(big.sum().item())
+"""
+MB = 1 << 20
+
+
+def last_run(ws: Workspace) -> dict[str, int] | None:
+    memory = dict(ws.status()["workers"][0]["memory"])
+    return memory if "run_peak_rss" in memory else None
+
+
+def test_status_shows_the_last_runs_peak_and_what_it_left_behind(workspace: Workspace) -> None:
+    workspace.write("small.py", "import torch\nprint(torch.zeros(1).sum().item())\n")
+    workspace.write("big.py", BIG)
+    assert workspace.run("small.py").returncode == 0
+    small = wait_until(lambda: last_run(workspace), "the run's memory was never reported")
+    assert workspace.run("big.py").stdout == "50000000.0\n"
+
+    def after_big() -> dict[str, int] | None:
+        memory = dict(workspace.status()["workers"][0]["memory"])
+        return memory if memory["run_peak_rss"] > small["run_peak_rss"] + 150 * MB else None
+
+    memory = wait_until(after_big, "the 200 MB peak of the run was not reported")
+    assert memory["rss_beyond_warm"] < memory["run_peak_rss"] - 150 * MB, "the tensor was freed"
+    assert "last run: peak" in workspace.hotswap("status").stdout

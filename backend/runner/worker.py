@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from ..warm import WarmCache, install
+from . import run_memory
 from .auto_warm import end_run as end_auto_warm_run
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
@@ -43,10 +44,12 @@ class Worker:
     def __init__(self, link: WorkerLink) -> None:
         self.link = link
         self.cache = WarmCache(on_change=self.warm_changed)
+        self.last_run: dict[str, int] = {}  # run_memory.after_run's figures
         link.on_forget = self.forget
 
     def report_warm(self) -> None:
-        self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory_report()})
+        memory = {**memory_report(), **self.last_run}
+        self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory})
 
     def warm_changed(self) -> None:
         collector.full_needed = True  # a dropped warm object may sit among frozen objects
@@ -89,6 +92,7 @@ class Worker:
         outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
         try:
             self.link.begin_run(request.run_id)
+            run_memory.begin_run()
             signal.signal(signal.SIGINT, signal.default_int_handler)
             refused = self.attach_debugger(request, job) if request.debug else None
             outcome = refused or execute(request)
@@ -114,6 +118,7 @@ class Worker:
             end_auto_warm_run(self.cache)
             self.cache.after_run()
             release_run_memory()
+            self.last_run = run_memory.after_run(self.cache.describe())
             self.report_warm()
         return not outcome.broken_imports
 
