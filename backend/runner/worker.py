@@ -90,9 +90,9 @@ class Worker:
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
         outcome = RunOutcome(exit_code=KEYBOARD_INTERRUPT_EXIT, duration=0.0, interrupted=True)
+        run_memory.begin_run()  # not between begin_run and the handler: a cancel lands there
         try:
             self.link.begin_run(request.run_id)
-            run_memory.begin_run()
             signal.signal(signal.SIGINT, signal.default_int_handler)
             refused = self.attach_debugger(request, job) if request.debug else None
             outcome = refused or execute(request)
