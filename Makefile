@@ -83,6 +83,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/run.py
+	$(PY) bench/warm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache samples/*/.cache dist extension/wheels

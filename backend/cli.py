@@ -154,7 +154,7 @@ def run_request(ns: argparse.Namespace) -> dict[str, Any]:
         "args": args,
         "entry_kind": kind,
         "cwd": os.getcwd(),
-        "env": dict(os.environ),
+        "env": {**os.environ, **({"HOTSWAP_AUTO_WARM": "0"} if ns.no_auto_warm else {})},
         "queue": ns.queue,
         "debug": ns.debug,
         "wait": not ns.no_wait,
@@ -270,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
+    )
+    run.add_argument(
+        "--no-auto-warm",
+        action="store_true",
+        help="load from_pretrained calls afresh (default: served warm; [tool.hotswap] auto_warm)",
     )
     # As python's: -m and -c take the rest of the line; so does ENTRY ("--" included).
     run.add_argument("-m", dest="module", nargs=argparse.REMAINDER, help="as python -m MODULE")

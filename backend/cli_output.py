@@ -68,14 +68,22 @@ def format_status(status: dict[str, Any]) -> str:
             if "cuda_allocated" in mem
             else ""
         )
+        last = (
+            f"  last run: peak {_size(mem['run_peak_rss'])}, "
+            f"{_size(mem['rss_beyond_warm'])} held beyond warm objects"
+            if "run_peak_rss" in mem and "rss_beyond_warm" in mem
+            else ""
+        )
         lines.append(
-            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}{cuda}"
+            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
+            f"{cuda}{last}"
         )
         for e in w["warm"]:
             params = f"{e['parameters']:,} params" if e["parameters"] is not None else "-"
+            snapshot = f"  snapshot {_size(e['snapshot_bytes'])}" if e.get("snapshot_bytes") else ""
             lines.append(
                 f"  warm {e['key']!r}  {e['type']}  {params}  {_size(e['bytes'])}  "
-                f"{e['device'] or '-'}"
+                f"{e['device'] or '-'}{snapshot}"
             )
         if not w["warm"]:
             lines.append("  no warm objects")

@@ -65,8 +65,18 @@ RECORDS: dict[str, dict[str, Field]] = {
         "device": _f(str, _NONE),
         "build_seconds": _f(int, float),
         "hits": _f(int),
+        "reset": _f(str),  # "pristine" (put back before every run) or "keep"
+        "snapshot_bytes": _f(int),  # host memory of its pristine snapshot
     },
-    "memory": {"rss": _opt(int, _NONE), "cuda_allocated": _opt(int), "cuda_reserved": _opt(int)},
+    "memory": {
+        "rss": _opt(int, _NONE),
+        "cuda_allocated": _opt(int),
+        "cuda_reserved": _opt(int),
+        "run_peak_rss": _opt(int),  # of the worker's last run
+        "rss_beyond_warm": _opt(int),  # held after it beyond warm objects and snapshots
+        "run_peak_cuda_allocated": _opt(int),
+        "cuda_beyond_warm": _opt(int),
+    },
     "debug_endpoint": {"host": _f(str), "port": _f(int)},
     "path_mapping": {"localRoot": _f(str), "remoteRoot": _f(str)},
     "status_daemon": {

@@ -18,21 +18,38 @@ T = TypeVar("T")
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
+RESETS = ("pristine", "keep")
+
+
 class WarmEntry:
-    __slots__ = ("build_seconds", "created", "fingerprint", "hits", "key", "value")
+    __slots__ = (
+        "build_seconds",
+        "created",
+        "fingerprint",
+        "hits",
+        "key",
+        "reset",
+        "snapshot",
+        "value",
+    )
 
     def __init__(self, key: str, value: Any, fingerprint: str, build_seconds: float = 0.0) -> None:
         self.key, self.value, self.fingerprint = key, value, fingerprint
         self.created = time.time()
         self.build_seconds = build_seconds
         self.hits = 0
+        self.reset = "pristine"
+        self.snapshot: Any = None  # a warm_restore.Snapshot, or the reason there is none
 
 
 class WarmCache:
     """Objects cached by key; a key is rebuilt when its factory's code changes.
 
-    A per-key lock lets a prewarm thread and a run ask for the same key: the second caller
-    waits for the first build and gets the same object.
+    Every run gets the object as its factory built it (``reset="pristine"``): what a run
+    changed is put back after it and checked again when the next run asks for it; classes
+    from the user's code are re-pointed to their edited versions. A per-key lock lets a
+    prewarm thread and a run ask for the same key: the second caller waits for the first
+    build and gets the same object.
     """
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
@@ -40,29 +57,89 @@ class WarmCache:
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
         self._on_change = on_change
+        self._evicted: dict[str, str] = {}  # key → why it was dropped after a run
+        self._served: set[str] = set()  # keys refreshed in this run
         self.reused: list[str] = []  # keys served from cache since the last reset_counters()
 
     def _lock_for(self, key: str) -> threading.RLock:
         with self._guard:
             return self._locks.setdefault(key, threading.RLock())
 
-    def get_or_build(self, key: str, factory: Callable[[], T]) -> T:
-        fingerprint = factory_fingerprint(factory)
+    def get_or_build(self, key: str, factory: Callable[[], T], reset: str = "pristine") -> T:
+        fingerprint = f"{factory_fingerprint(factory)}/{reset}"
         with self._lock_for(key):
             entry = self._entries.get(key)
-            if entry is not None and entry.fingerprint == fingerprint:
-                entry.hits += 1
-                self.reused.append(key)
-                return entry.value
+            why = self._evicted.pop(key, None)
             if entry is not None:
+                why = (
+                    "its factory, or a function of yours it calls, changed"
+                    if entry.fingerprint != fingerprint
+                    else self._refresh(entry)
+                )
+                if why is None:
+                    entry.hits += 1
+                    self.reused.append(key)
+                    return entry.value
                 self._drop(key)
-            started = time.perf_counter()
-            value = factory()
-            self._entries[key] = WarmEntry(
-                key, value, fingerprint, build_seconds=time.perf_counter() - started
-            )
+            if why:
+                say(f"warm {key!r} rebuilt: {why}")
+            value = self._build(key, factory, fingerprint, reset)
         self._changed()
         return value
+
+    def _build(self, key: str, factory: Callable[[], T], fingerprint: str, reset: str) -> T:
+        started = time.perf_counter()
+        depth = getattr(_building, "depth", 0)
+        _building.depth = depth + 1
+        try:
+            value = factory()
+        finally:
+            _building.depth = depth
+        entry = WarmEntry(key, value, fingerprint, build_seconds=time.perf_counter() - started)
+        entry.reset = reset
+        from .warm_restore import take_snapshot
+
+        entry.snapshot = take_snapshot(value, keep_values=reset == "pristine")
+        if isinstance(entry.snapshot, str):
+            say(
+                f"warm {key!r} cannot be kept pristine ({entry.snapshot}), so it is built "
+                "again in every run; pass reset='keep' to keep it as runs leave it"
+            )
+        self._entries[key] = entry
+        self._served.add(key)
+        return value
+
+    def _refresh(self, entry: WarmEntry) -> str | None:
+        """Put the entry back and follow code edits, once per run; why it must be rebuilt."""
+        if entry.key in self._served:
+            return None
+        self._served.add(entry.key)
+        from .warm_follow import refresh
+
+        return refresh(entry.value, entry.snapshot, entry.reset, f"warm {entry.key!r}: ")
+
+    def begin_run(self, owns: Callable[[str], bool] | None) -> None:
+        """A run starts: files that ``owns`` are the user's code; counters start over."""
+        global _user_files
+        _user_files = owns
+        self._served = set()
+        self.reset_counters()
+
+    def after_run(self) -> None:
+        """Put back what the run changed now, so memory it left (grads, copies) is freed."""
+        from .warm_restore import restore
+
+        evicted = False
+        for key in self.keys():
+            with self._lock_for(key):
+                entry = self._entries.get(key)
+                why = restore(entry.snapshot) if entry and entry.reset == "pristine" else None
+                if why is not None:
+                    evicted = self._drop(key)
+                    self._evicted[key] = why
+        self._served = set()
+        if evicted:
+            self._changed()  # the worker collects everything now, frozen objects too
 
     def forget(self, key: str) -> bool:
         with self._lock_for(key):
@@ -85,6 +162,8 @@ class WarmCache:
             return list(self._entries)
 
     def describe(self) -> list[dict[str, Any]]:
+        from .warm_describe import describe_entry
+
         with self._guard:
             entries = list(self._entries.values())
         return [describe_entry(e) for e in entries]
@@ -101,6 +180,24 @@ class WarmCache:
             self._on_change()
 
 
+_user_files: Callable[[str], bool] | None = None  # the current run's "is this the user's file"
+_building = threading.local()  # .depth: factories running in this thread
+
+
+def is_building() -> bool:
+    """True inside a warm factory (what it loads is kept once, as part of its object)."""
+    return getattr(_building, "depth", 0) > 0
+
+
+def is_user_file(filename: str) -> bool:
+    return _user_files is not None and _user_files(filename)
+
+
+def say(message: str) -> None:
+    """Tell the user something in the run's output (stderr, like python's own warnings)."""
+    print(f"hotswap: {message}", file=sys.stderr, flush=True)
+
+
 _cache: WarmCache | None = None
 
 
@@ -114,19 +211,24 @@ def active_cache() -> WarmCache | None:
     return _cache
 
 
-def warm(key: str, factory: Callable[[], T]) -> T:
+def warm(key: str, factory: Callable[[], T], reset: str = "pristine") -> T:
     """Return the object cached under ``key``, building it with ``factory()`` if needed.
 
     Under hotswap the same object (by identity) comes back run after run, until the
-    factory's code changes. Under plain ``python`` this is just ``factory()``.
+    factory's code changes, and each run gets it as ``factory()`` returned it: what earlier
+    runs changed (weights, dtypes, devices, modes, layers, hooks, configs) is put back.
+    ``reset="keep"`` hands it out as the last run left it instead (to train across runs).
+    Under plain ``python`` this is just ``factory()``.
     """
     if not isinstance(key, str) or not key:
         raise TypeError(f"hotswap.warm: key must be a non-empty str, got {key!r}")
     if not callable(factory):
         raise TypeError(f"hotswap.warm: factory must be callable, got {type(factory).__name__}")
+    if reset not in RESETS:
+        raise ValueError(f"hotswap.warm: reset must be 'pristine' or 'keep', got {reset!r}")
     if _cache is None:
         return factory()
-    return _cache.get_or_build(key, factory)
+    return _cache.get_or_build(key, factory, reset)
 
 
 def forget(key: str) -> bool:
@@ -169,7 +271,7 @@ def _digest_callable(h: Any, obj: Any, depth: int) -> None:
         _digest_values(h, sorted((obj.__kwdefaults__ or {}).items()), depth)
         cells = obj.__closure__ or ()
         _digest_values(h, [_cell_value(c) for c in cells], depth)
-        _digest_simple_globals(h, code, getattr(obj, "__globals__", {}))
+        _digest_globals(h, code, getattr(obj, "__globals__", {}), depth)
         return
     # A class or builtin is told apart by its own name (type(obj) is just `type`), and a
     # class by its __init__'s code too, so warm("m", ModelA) → warm("m", ModelB) rebuilds.
@@ -179,11 +281,46 @@ def _digest_callable(h: Any, obj: Any, depth: int) -> None:
         _digest_callable(h, vars(obj)["__init__"], depth + 1)
 
 
-def _digest_simple_globals(h: Any, code: types.CodeType, namespace: dict[str, Any]) -> None:
-    """Module-level simple values the code reads: ``lambda: load(SIZE)`` rebuilds when SIZE does."""
+def _digest_globals(h: Any, code: types.CodeType, namespace: dict[str, Any], depth: int) -> None:
+    """Module-level simple values the code reads (``lambda: load(SIZE)`` rebuilds when SIZE
+    does), and the user's own functions it calls (``load`` edited in model.py)."""
     for name in sorted(_names_read(code) & namespace.keys()):
-        if _is_simple(namespace[name]):
-            h.update(f"{name}={namespace[name]!r}".encode())
+        value = namespace[name]
+        if _is_simple(value):
+            h.update(f"{name}={value!r}".encode())
+        elif _is_user_function(value):
+            h.update(f"{name}=".encode())
+            _digest_callable(h, value, depth + 1)
+
+
+def _is_user_function(value: Any) -> bool:
+    """A function outside installed libraries, the stdlib and hotswap. Decided by the file
+    alone (not by the run's workspace), so a prewarm thread and a run agree on fingerprints."""
+    if not isinstance(value, types.FunctionType):
+        return False
+    file = value.__code__.co_filename
+    return (
+        not file.startswith("<")
+        and not file.startswith(_LIBRARY_PREFIXES)
+        and not any(marker in file for marker in _LIBRARY_MARKERS)
+    )
+
+
+_LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/", "\\site-packages\\")
+_LIBRARY_PREFIXES = (
+    *{p.rstrip("/\\") + "/lib/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)},
+    __file__.rsplit("/", 1)[0] + "/",
+)
+
+
+def code_fingerprint(code: types.CodeType, defaults: Any = None) -> str:
+    """A digest of one function's code (and defaults): equal when the source did not change."""
+    import hashlib
+
+    h = hashlib.sha256()
+    _digest_code(h, code)
+    h.update(repr(defaults).encode())
+    return h.hexdigest()[:16]
 
 
 def _names_read(code: types.CodeType) -> set[str]:
@@ -225,45 +362,3 @@ def _digest_values(h: Any, values: Iterable[Any], depth: int) -> None:
             _digest_callable(h, value, depth + 1)
         else:
             h.update(type(value).__qualname__.encode())
-
-
-# -- descriptions for status ----------------------------------------------------------
-
-
-def describe_entry(entry: WarmEntry) -> dict[str, Any]:
-    params, nbytes, device = _measure(entry.value)
-    return {
-        "key": entry.key,
-        "type": f"{type(entry.value).__module__}.{type(entry.value).__qualname__}",
-        "parameters": params,
-        "bytes": nbytes,
-        "device": device,
-        "build_seconds": round(entry.build_seconds, 3),
-        "hits": entry.hits,
-    }
-
-
-def _measure(value: Any) -> tuple[int | None, int, str | None]:
-    """(parameter count, bytes, device) of a module, tensor or a shallow container of them."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if isinstance(value, torch.nn.Module):
-            tensors = [*value.parameters(), *value.buffers()]
-            params = sum(p.numel() for p in value.parameters())
-            device = str(tensors[0].device) if tensors else None
-            return params, sum(t.numel() * t.element_size() for t in tensors), device
-        if isinstance(value, torch.Tensor):
-            return value.numel(), value.numel() * value.element_size(), str(value.device)
-    items: list[Any] = []
-    if isinstance(value, dict):
-        items = list(value.values())
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    if items and torch is not None:
-        parts = [_measure(v) for v in items[:64]]
-        counted = [p for p in parts if p[0] is not None]
-        if counted:
-            devices = {p[2] for p in counted if p[2]}
-            device = devices.pop() if len(devices) == 1 else ("mixed" if devices else None)
-            return sum(p[0] or 0 for p in counted), sum(p[1] for p in parts), device
-    return None, sys.getsizeof(value), None

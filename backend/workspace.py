@@ -133,6 +133,7 @@ class Config:
         self.max_file_bytes = DEFAULT_MAX_FILE_BYTES
         self.debug_timeout = 60.0
         self.debug_listen_at_start = False
+        self.auto_warm = True
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
@@ -162,6 +163,7 @@ class Config:
             "max_file_mb",
             "debug_timeout",
             "debug_listen_at_start",
+            "auto_warm",
         }
         unknown = set(table) - known
         if unknown:
@@ -189,6 +191,10 @@ class Config:
                     f"{source}: [tool.hotswap] debug_listen_at_start must be true or false"
                 )
             config.debug_listen_at_start = table["debug_listen_at_start"]
+        if "auto_warm" in table:
+            if not isinstance(table["auto_warm"], bool):
+                raise ValueError(f"{source}: [tool.hotswap] auto_warm must be true or false")
+            config.auto_warm = table["auto_warm"]
         if "max_file_mb" in table:
             value = table["max_file_mb"]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

@@ -52,10 +52,14 @@ def fields(stdout: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line}
 
 
-def hot(ws: Workspace, *args: str) -> dict[str, list[str]]:
+REBUILT = "its factory, or a function of yours it calls, changed"
+
+
+def hot(ws: Workspace, *args: str, notes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Run under hotswap; its stderr holds exactly ``notes`` (hotswap's own lines)."""
     proc = ws.run(*args)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    assert proc.stderr.splitlines() == [f"hotswap: {note}" for note in notes]
     return fields(proc.stdout)
 
 
@@ -82,7 +86,7 @@ def test_warm_object_is_rebuilt_when_its_factory_changes(workspace: Workspace) -
     assert "building" not in unrelated and unrelated["box"] == first["box"]
 
     write_box(workspace, build_says="building again", unrelated=2)
-    edited = hot(workspace, "box.py")
+    edited = hot(workspace, "box.py", notes=(f"warm 'box' rebuilt: {REBUILT}",))
     assert edited["building"] == ["again"]
     assert edited["box"][1] != first["box"][1], "edited factory body: a new object"
     assert edited["sized"] == first["sized"], "other keys keep their objects"
@@ -93,7 +97,11 @@ def test_warm_object_is_rebuilt_when_a_captured_value_changes(workspace: Workspa
     write_box(workspace, size=3)
     first = hot(workspace, "box.py")
     write_box(workspace, size=4)
-    resized = hot(workspace, "box.py")
+    resized = hot(
+        workspace,
+        "box.py",
+        notes=(f"warm 'sized' rebuilt: {REBUILT}", f"warm 'closure' rebuilt: {REBUILT}"),
+    )
     assert resized["closure"][0] == "4" and resized["closure"][1] != first["closure"][1]
     assert resized["sized"][0] == "4", "a module-level value the lambda reads changed"
     assert resized["sized"][1] != first["sized"][1]

@@ -25,6 +25,7 @@ from typing import Any
 from ..paths import HOTSWAP_DIR, PathMap
 from ..protocol import INTERRUPTED_EXIT
 from ..warm import active_cache
+from . import auto_warm
 from .errors import (
     print_uncaught,
     report_atexit_error,
@@ -136,6 +137,7 @@ def execute(request: RunRequest) -> RunOutcome:
     modules_before = set(sys.modules)
     outcome = RunOutcome(exit_code=0, duration=0.0)
     try:
+        auto_warm.begin_run(request.env, request.workspace)
         _enter_script_environment(request, entry)
         _run_as_python(request, entry, state, user, outcome)
     except KeyboardInterrupt as exc:  # cancelled while atexit handlers or threads ran
@@ -220,7 +222,7 @@ def _prepare(user: UserCode) -> None:
     reset_warning_registries()
     cache = active_cache()
     if cache is not None:
-        cache.reset_counters()
+        cache.begin_run(user.owns)
 
 
 def _enter_script_environment(request: RunRequest, entry: str) -> None:

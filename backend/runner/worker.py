@@ -15,6 +15,8 @@ from typing import Any
 
 from ..protocol import INTERRUPTED_EXIT
 from ..warm import WarmCache, install
+from . import run_memory
+from .auto_warm import end_run as end_auto_warm_run
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
 from .execute import (
     PREWARM_MODULE,
@@ -44,10 +46,12 @@ class Worker:
     def __init__(self, link: WorkerLink) -> None:
         self.link = link
         self.cache = WarmCache(on_change=self.warm_changed)
+        self.last_run: dict[str, int] = {}  # run_memory.after_run's figures
         link.on_forget = self.forget
 
     def report_warm(self) -> None:
-        self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory_report()})
+        memory = {**memory_report(), **self.last_run}
+        self.link.send("warm_report", {"warm": self.cache.describe(), "memory": memory})
 
     def warm_changed(self) -> None:
         collector.full_needed = True  # a dropped warm object may sit among frozen objects
@@ -89,6 +93,7 @@ class Worker:
         )
         self.link.send("exec_started", {"run_id": request.run_id, "warm_keys": self.cache.keys()})
         outcome = RunOutcome(exit_code=INTERRUPTED_EXIT, duration=0.0, interrupted=True)
+        run_memory.begin_run()  # not between begin_run and the handler: a cancel lands there
         try:
             self.link.begin_run(request.run_id)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -113,7 +118,10 @@ class Worker:
                     "restart": _restart_reason(outcome),
                 },
             )
+            end_auto_warm_run(self.cache)
+            self.cache.after_run()
             release_run_memory()
+            self.last_run = run_memory.after_run(self.cache.describe())
             self.report_warm()
         return _restart_reason(outcome) is None
 
