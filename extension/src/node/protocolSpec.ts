@@ -249,11 +249,17 @@ export const RECORDS = {
     device: { types: ["str", "none"], required: true, record: null, items: null },
     build_seconds: { types: ["int", "float"], required: true, record: null, items: null },
     hits: { types: ["int"], required: true, record: null, items: null },
+    reset: { types: ["str"], required: true, record: null, items: null },
+    snapshot_bytes: { types: ["int"], required: true, record: null, items: null },
   },
   memory: {
     rss: { types: ["int", "none"], required: false, record: null, items: null },
     cuda_allocated: { types: ["int"], required: false, record: null, items: null },
     cuda_reserved: { types: ["int"], required: false, record: null, items: null },
+    run_peak_rss: { types: ["int"], required: false, record: null, items: null },
+    rss_beyond_warm: { types: ["int"], required: false, record: null, items: null },
+    run_peak_cuda_allocated: { types: ["int"], required: false, record: null, items: null },
+    cuda_beyond_warm: { types: ["int"], required: false, record: null, items: null },
   },
   debug_endpoint: {
     host: { types: ["str"], required: true, record: null, items: null },

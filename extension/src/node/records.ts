@@ -26,12 +26,21 @@ export interface WarmEntry {
   device: string | null;
   build_seconds: number;
   hits: number;
+  /** "pristine" (put back before every run) or "keep". */
+  reset: string;
+  /** Host memory held to put it back. */
+  snapshot_bytes: number;
 }
 
 export interface Memory {
   rss?: number | null;
   cuda_allocated?: number;
   cuda_reserved?: number;
+  /** Of the worker's last run: its peak, and what it left held beyond warm objects. */
+  run_peak_rss?: number;
+  rss_beyond_warm?: number;
+  run_peak_cuda_allocated?: number;
+  cuda_beyond_warm?: number;
 }
 
 export interface DebugEndpoint {
