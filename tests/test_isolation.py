@@ -370,6 +370,7 @@ FORMS = {
     "module-missing-parent": ("-m", "no_such_pkg.sub"),
     "code": ("-c", "import sys; print(sys.argv, __name__, __spec__); raise SystemExit(4)", "q"),
     "code-error": ("-c", "1/0"),
+    "code-empty": ("-c", ""),
     "directory": ("app", "x"),
     "zip": ("app.zip", "y"),
     "directory-without-main": ("empty_dir",),
