@@ -1,0 +1,241 @@
+"""Level 3: `hotswap lsp` driven by a real LSP client (pytest-lsp) against a real daemon, with
+runs started by the CLI and by the server's own commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HOTSWAP, Workspace, base_env
+from lsprotocol import types as lsp
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+pytestmark = pytest.mark.asyncio
+
+LIB = """\
+def check(x):
+    if x > 2:
+        raise ValueError(f"too big: {x}")
+    return x
+"""
+FIXED_LIB = LIB.replace('raise ValueError(f"too big: {x}")', "return 0")
+TRAIN = """\
+from lib import check
+
+
+def main():
+    print("result", check(3))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@contextlib.asynccontextmanager
+async def language_server(
+    ws: Workspace, options: dict[str, Any] | None = None
+) -> AsyncIterator[LanguageClient]:
+    """`hotswap lsp` for ``ws``, initialized as an editor with lens refresh and progress."""
+    config = ClientServerConfig(server_command=[HOTSWAP, "lsp"], server_env=base_env())
+    client: LanguageClient = await config.start()  # type: ignore[assignment]
+    capabilities = lsp.ClientCapabilities(
+        workspace=lsp.WorkspaceClientCapabilities(
+            code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True)
+        ),
+        window=lsp.WindowClientCapabilities(work_done_progress=True),
+    )
+    params = lsp.InitializeParams(
+        capabilities=capabilities,
+        root_uri=ws.root.as_uri(),
+        workspace_folders=[lsp.WorkspaceFolder(ws.root.as_uri(), "ws")],
+        initialization_options=options,
+    )
+    try:
+        await client.initialize_session(params)
+        await command(client, "hotswap.status")  # the daemon is up and the server subscribed
+        ws.note_daemon()
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.shutdown_session(), 10)
+        await client.stop()
+        ws.note_daemon()
+
+
+async def command(client: LanguageClient, name: str, *args: Any) -> Any:
+    params = lsp.ExecuteCommandParams(command=name, arguments=list(args))
+    return await asyncio.wait_for(client.workspace_execute_command_async(params), 120)
+
+
+def cleared(client: LanguageClient, path: Path) -> bool:
+    """The server published an empty list for ``path`` (pygls gives it as a tuple)."""
+    return len(client.diagnostics.get(path.as_uri(), [None])) == 0
+
+
+async def eventually(condition: Callable[[], Any], failure: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.05)
+    return result
+
+
+def open_file(client: LanguageClient, path: Path) -> None:
+    item = lsp.TextDocumentItem(path.as_uri(), "python", 1, path.read_text())
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(item))
+
+
+async def lens_titles(client: LanguageClient, path: Path) -> list[str]:
+    params = lsp.CodeLensParams(lsp.TextDocumentIdentifier(path.as_uri()))
+    lenses = await client.text_document_code_lens_async(params)
+    return [lens.command.title for lens in lenses or [] if lens.command]
+
+
+async def cli_run(ws: Workspace, *args: str) -> Any:
+    return await asyncio.to_thread(ws.run, *args)
+
+
+async def test_a_failed_cli_run_shows_at_its_deepest_workspace_frame_until_fixed(
+    workspace: Workspace,
+) -> None:
+    lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
+    async with language_server(workspace) as client:
+        open_file(client, train)
+        assert await lens_titles(client, train) == ["Run on warm GPU", "Debug"]
+
+        assert (await cli_run(workspace, "train.py")).returncode == 1
+        diagnostics = await eventually(
+            lambda: client.diagnostics.get(lib.as_uri()), "no diagnostics after a failed run"
+        )
+        (problem,) = diagnostics
+        assert problem.message == "ValueError: too big: 3"
+        assert problem.range.start == lsp.Position(2, 8)  # the raise, from its first character
+        related = [
+            (r.location.uri, r.location.range.start.line) for r in problem.related_information
+        ]
+        assert related == [(train.as_uri(), 4), (train.as_uri(), 8)]  # main(), then the guard
+        titles = await lens_titles(client, train)
+        assert titles == ["Run on warm GPU", "Debug", "✗ ValueError · line 3"]
+
+        lib.write_text(FIXED_LIB)
+        assert (await cli_run(workspace, "train.py")).returncode == 0
+        await eventually(lambda: cleared(client, lib), "a fixed run left the diagnostic")
+        titles = await lens_titles(client, train)
+        assert titles[:2] == ["Run on warm GPU", "Debug"]
+        assert titles[2].startswith("✓ ") and titles[2].endswith(" s · 0 warm reused"), titles
+
+
+async def test_editing_the_failing_file_clears_its_diagnostic(workspace: Workspace) -> None:
+    lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
+    async with language_server(workspace) as client:
+        open_file(client, lib)
+        assert (await cli_run(workspace, "train.py")).returncode == 1
+        await eventually(lambda: client.diagnostics.get(lib.as_uri()), "no diagnostics")
+        change = lsp.TextDocumentContentChangeWholeDocument(text=FIXED_LIB)
+        document = lsp.VersionedTextDocumentIdentifier(version=2, uri=lib.as_uri())
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(document, [change]))
+        await eventually(lambda: cleared(client, lib), "an edit left the diagnostic")
+        assert train.exists()
+
+
+WARM = """\
+import hotswap
+import torch
+
+
+def build():
+    return torch.nn.Linear(4, 3)
+
+
+layer = hotswap.warm("layer", build)
+print("out", tuple(layer(torch.zeros(1, 4)).shape))
+"""
+
+
+async def hover_text(client: LanguageClient, path: Path, line: int, character: int) -> str:
+    params = lsp.HoverParams(
+        lsp.TextDocumentIdentifier(path.as_uri()), lsp.Position(line, character)
+    )
+    result = await client.text_document_hover_async(params)
+    assert result is not None and isinstance(result.contents, lsp.MarkupContent)
+    return result.contents.value
+
+
+async def test_execute_command_run_warms_an_object_the_hover_then_describes(
+    workspace: Workspace,
+) -> None:
+    script = workspace.write("warm_it.py", WARM)
+    async with language_server(workspace) as client:
+        open_file(client, script)
+        before = await hover_text(client, script, 8, 18)
+        assert 'hotswap.warm("layer")' in before and "not warm" in before
+
+        reply = await command(client, "hotswap.run", script.as_uri())
+        assert set(reply) == {"run_id", "queued"}
+        await eventually(
+            lambda: any("out (1, 3)" in m.message for m in client.log_messages),
+            "the run's output never reached the editor's log",
+        )
+        text = await _warm_hover(client, script)
+        assert "warm on worker 0" in text
+        assert "`torch.nn.modules.linear.Linear`" in text
+        assert "| parameters | 15 |" in text and "| device | cpu |" in text
+        assert "| memory | 60 B |" in text  # 15 float32
+
+        tokens = [t for t in client.progress_reports if str(t).startswith("hotswap-first-load")]
+        assert tokens, "a first load (no warm objects yet) reports progress"
+        kinds = [type(v).__name__ for v in client.progress_reports[tokens[0]]]
+        assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+
+        status = await command(client, "hotswap.status")
+        assert [w["key"] for w in status["workers"][0]["warm"]] == ["layer"]
+        assert (await command(client, "hotswap.release"))["released"] == ["layer"]
+
+
+async def _warm_hover(client: LanguageClient, script: Path) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        text = await hover_text(client, script, 8, 18)
+        if "warm on worker" in text or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.1)
+
+
+SAVED = """\
+import sys
+
+if __name__ == "__main__":
+    print("saved run", sys.argv[0].rsplit("/", 1)[-1], VERSION)
+"""
+
+
+async def test_did_save_reruns_the_entry_when_asked(workspace: Workspace) -> None:
+    script = workspace.write("loop.py", "VERSION = 1\n" + SAVED)
+    async with language_server(workspace, {"runOnSave": True}) as client:
+        open_file(client, script)
+        script.write_text("VERSION = 2\n" + SAVED)
+        document = lsp.TextDocumentIdentifier(script.as_uri())
+        client.text_document_did_save(lsp.DidSaveTextDocumentParams(document))
+        await eventually(
+            lambda: any("saved run loop.py 2" in m.message for m in client.log_messages),
+            "a save did not rerun the script with its saved text",
+        )
+        titles = await lens_titles(client, script)
+        assert titles[2].startswith("✓ "), "the saved run's result is on the entry's lens"
+
+
+async def test_without_run_on_save_a_save_runs_nothing(workspace: Workspace) -> None:
+    script = workspace.write("loop.py", "VERSION = 1\n" + SAVED)
+    async with language_server(workspace) as client:
+        open_file(client, script)
+        document = lsp.TextDocumentIdentifier(script.as_uri())
+        client.text_document_did_save(lsp.DidSaveTextDocumentParams(document))
+        await asyncio.sleep(2)
+        status = await command(client, "hotswap.status")
+        assert status["runs"] == []
