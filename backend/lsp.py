@@ -77,7 +77,7 @@ class HotswapServer(LanguageServer):
 
     def on_run_finished(self, body: dict[str, Any]) -> None:
         entry, files = self.book.finished(body)
-        log.info("run %s of %s %s: diagnostics in %s", body["run_id"], entry, body["reason"], files)
+        log.info("run %s of %s: %s", body["run_id"], entry or "?", body["reason"])
         for file in files:
             self.publish(file)
         self.end_progress(body["run_id"])

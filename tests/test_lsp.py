@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOTSWAP, Workspace, base_env
+from conftest import HOTSWAP, Workspace, base_env, following
+from dap_client import DapClient
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
@@ -239,3 +240,56 @@ async def test_without_run_on_save_a_save_runs_nothing(workspace: Workspace) -> 
         await asyncio.sleep(2)
         status = await command(client, "hotswap.status")
         assert status["runs"] == []
+
+
+STEPS = """\
+total = 0
+for step in range(3):
+    total += step  # stop here
+print("total", total)
+"""
+
+
+async def test_execute_command_debug_returns_where_a_dap_client_attaches(
+    workspace: Workspace,
+) -> None:
+    script = workspace.write("steps.py", STEPS)
+    async with language_server(workspace) as client:
+        ready = await command(client, "hotswap.debug", str(script))
+        assert ready["host"] == "127.0.0.1" and ready["path_mappings"] == []
+        dap = await asyncio.to_thread(DapClient, ready["host"], ready["port"])
+        try:
+            await asyncio.to_thread(dap.session, {str(script): [3]})
+            event = await asyncio.to_thread(dap.wait_event, "stopped", 60)
+            assert event["reason"] == "breakpoint"
+            frames = await asyncio.to_thread(dap.stack_trace, event["threadId"])
+            assert (frames[0]["source"]["path"], frames[0]["line"]) == (str(script), 3)
+            await asyncio.to_thread(dap.request, "disconnect", {"terminateDebuggee": False})
+        finally:
+            dap.close()
+        await eventually(
+            lambda: any("total 3" in m.message for m in client.log_messages),
+            "the debugged run did not go on to its end once detached",
+        )
+
+
+LOOP = """\
+import time
+
+print("looping", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+async def test_execute_command_cancel_ends_a_run_of_any_client(workspace: Workspace) -> None:
+    script = workspace.write("forever.py", LOOP)
+    async with language_server(workspace) as client:
+        with following(workspace, str(script)) as cli:
+            await asyncio.to_thread(cli.wait_for, "looping")
+            cancelled = (await command(client, "hotswap.cancel"))["cancelled"]
+            assert len(cancelled) == 1
+            assert await asyncio.to_thread(cli.finish) == 130
+        status = await command(client, "hotswap.status")
+        [run] = [r for r in status["runs"] if r["run_id"] == cancelled[0]]
+        assert run["reason"] == "cancelled"
