@@ -159,6 +159,7 @@ def build_server(workspace: str | None = None) -> HotswapServer:
     ls.feature(lsp.INITIALIZE)(initialize)
     ls.feature(lsp.INITIALIZED)(lambda ls, params: ls.start_link())
     ls.feature(lsp.SHUTDOWN)(lambda ls, params: ls.link and ls.link.stop())
+    ls.feature(lsp.TEXT_DOCUMENT_DID_OPEN)(did_open)
     ls.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     ls.feature(lsp.TEXT_DOCUMENT_DID_SAVE)(did_save)
     ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(code_lens)
@@ -177,8 +178,13 @@ def initialize(ls: HotswapServer, params: lsp.InitializeParams) -> None:
     ls.options = dict(options) if isinstance(options, dict) else {}
 
 
+def did_open(ls: HotswapServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    ls.commands_.touched(uri_path(params.text_document.uri), params.text_document.text)
+
+
 def did_change(ls: HotswapServer, params: lsp.DidChangeTextDocumentParams) -> None:
     path = uri_path(params.text_document.uri)
+    ls.commands_.touched(path, ls.workspace.get_text_document(params.text_document.uri).source)
     if ls.book.edited(path):
         ls.publish(path)
 

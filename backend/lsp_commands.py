@@ -32,6 +32,7 @@ class Commands:
     def __init__(self, server: HotswapServer) -> None:
         self.server = server
         self.last_entry: Path | None = None  # what a save reruns when it is no entry itself
+        self.last_touched: Path | None = None  # the entry script last opened or edited
 
     def register(self) -> None:
         for name in COMMANDS:
@@ -44,7 +45,8 @@ class Commands:
         return await asyncio.wrap_future(link.call(fn))
 
     async def run(self, *args: Any) -> dict[str, Any]:
-        """``hotswap.run [file [args]]``: run a script (the last one if none is named)."""
+        """``hotswap.run [file [args]]``: run a script (if none is named, the last one run,
+        else the entry script last opened or edited)."""
         request = self._run_request(args, debug=False)
         return dict(await self._call(lambda c: self._start(c, request)))
 
@@ -80,6 +82,12 @@ class Commands:
         body = await self._call(lambda c: c.request("release", {"keys": keys})["body"])
         return {"released": body["released"]}
 
+    def touched(self, path: Path, source: str) -> None:
+        """Note an opened or edited file: a command without a file runs the last entry seen
+        (Helix's `:lsp-workspace-command` sends no arguments)."""
+        if entry_line(source, path, self.server.entry_scripts()) is not None:
+            self.last_touched = path
+
     async def rerun_on_save(self, saved: Path) -> None:
         """A save reruns the saved script if it is an entry, else the last script run here."""
         source = saved.read_text(errors="replace") if saved.is_file() else ""
@@ -91,9 +99,12 @@ class Commands:
     # -- helpers --------------------------------------------------------------------------
 
     def _run_request(self, args: tuple[Any, ...], debug: bool) -> dict[str, Any]:
-        entry = _path(args[0]) if args and isinstance(args[0], str) else self.last_entry
+        named = _path(args[0]) if args and isinstance(args[0], str) else None
+        entry = named or self.last_entry or self.last_touched
         if entry is None:
-            raise CommandError("name the script to run: hotswap.run takes its path or URI")
+            raise CommandError(
+                "name the script to run (hotswap.run takes its path or URI), or open it first"
+            )
         script_args = args[1] if len(args) > 1 and isinstance(args[1], list) else []
         self.last_entry = entry
         return {

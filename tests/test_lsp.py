@@ -293,3 +293,16 @@ async def test_execute_command_cancel_ends_a_run_of_any_client(workspace: Worksp
         status = await command(client, "hotswap.status")
         [run] = [r for r in status["runs"] if r["run_id"] == cancelled[0]]
         assert run["reason"] == "cancelled"
+
+
+async def test_run_without_a_file_runs_the_entry_script_last_opened(workspace: Workspace) -> None:
+    script = workspace.write("loop.py", "VERSION = 7\n" + SAVED)
+    async with language_server(workspace) as client:
+        with pytest.raises(Exception, match="name the script to run"):
+            await command(client, "hotswap.run")
+        open_file(client, script)
+        await command(client, "hotswap.run")  # as Helix's :lsp-workspace-command sends it
+        await eventually(
+            lambda: any("saved run loop.py 7" in m.message for m in client.log_messages),
+            "a run without arguments did not run the opened entry script",
+        )
