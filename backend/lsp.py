@@ -69,6 +69,9 @@ class HotswapServer(LanguageServer):
         self.connected = True
         self.warm = {w["index"]: w["warm"] for w in status["workers"]}
 
+    def on_disconnected(self, body: dict[str, Any]) -> None:
+        self.connected, self.warm = False, {}  # what a stopped daemon held is gone
+
     def on_run_started(self, body: dict[str, Any]) -> None:
         self.book.started(body)
         if not body["warm_keys"]:

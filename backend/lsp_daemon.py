@@ -149,3 +149,4 @@ class DaemonLink:
         if self.client is not None:
             self.client.close()
             self.client = None
+            self.on_event({"type": "disconnected", "body": {}})

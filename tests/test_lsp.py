@@ -306,3 +306,21 @@ async def test_run_without_a_file_runs_the_entry_script_last_opened(workspace: W
             lambda: any("saved run loop.py 7" in m.message for m in client.log_messages),
             "a run without arguments did not run the opened entry script",
         )
+
+
+async def test_a_stopped_daemon_stays_stopped_and_the_next_one_is_followed(
+    workspace: Workspace,
+) -> None:
+    lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
+    connection = workspace.root / ".hotswap" / "connection.json"
+    async with language_server(workspace) as client:
+        assert (await asyncio.to_thread(workspace.hotswap, "stop")).returncode == 0
+        await asyncio.sleep(2.5)  # the server looks for a daemon every second
+        assert not connection.exists(), "the language server restarted a daemon the user stopped"
+        assert (await cli_run(workspace, "-c", "pass")).returncode == 0  # starts a new daemon
+        await asyncio.sleep(2.5)  # which the server finds on its own, within a second
+        assert (await cli_run(workspace, "train.py")).returncode == 1
+        await eventually(
+            lambda: client.diagnostics.get(lib.as_uri()), "the new daemon's runs went unseen"
+        )
+        assert train.exists()
