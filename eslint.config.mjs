@@ -20,6 +20,16 @@ export default tseslint.config(
     },
   },
   {
+    // src/node/ runs in plain Node (the unit and integration tests load it without VS Code).
+    files: ["extension/src/node/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { paths: [{ name: "vscode", message: "src/node/ is plain Node: put VS Code code in src/vscode/." }], patterns: [{ group: ["**/vscode/**", "../vscode/*"], message: "src/node/ must not import the VS Code side (src/vscode/)." }] },
+      ],
+    },
+  },
+  {
     files: ["extension/**/*.mjs", "extension/**/*.js", "*.mjs"],
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node } },

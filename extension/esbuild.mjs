@@ -19,7 +19,7 @@ export const common = {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await esbuild.build({
     ...common,
-    entryPoints: [path.join(here, "src", "extension.ts")],
+    entryPoints: [path.join(here, "src", "vscode", "extension.ts")],
     outfile: path.join(here, "dist", "extension.js"),
   });
 }

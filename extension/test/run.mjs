@@ -1,6 +1,6 @@
 // Builds the extension's Node tests with esbuild and runs them with node's test runner:
 //   node extension/test/run.mjs unit|integration
-// They need no VS Code: they exercise the modules that do not import it.
+// They need no VS Code: they exercise src/node/, the modules that do not import it.
 import * as esbuild from "esbuild";
 import { spawnSync } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";

@@ -8,11 +8,12 @@ import { ChildProcess } from "node:child_process";
 import { readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
-import { startDaemon, waitForConnection } from "../../src/daemon";
-import { LaunchSpec, runRequest } from "../../src/launch";
-import { Bodies, ReplyType, RequestType } from "../../src/protocol";
-import { Requester, WorkspaceSync, maxFileBytesOf, scan } from "../../src/sync";
-import { Transport } from "../../src/transport";
+import { startDaemon, waitForConnection } from "../../src/node/daemon";
+import { LaunchSpec, runRequest } from "../../src/node/launch";
+import { Bodies, ReplyType, RequestType } from "../../src/node/protocol";
+import { newRunId } from "../../src/node/startRun";
+import { Requester, WorkspaceSync, scan } from "../../src/node/sync";
+import { Transport } from "../../src/node/transport";
 import { PYTHON, REPO, tempTree } from "../helpers";
 
 const SAVES = Number(process.env.HOTSWAP_BENCH_SAVES ?? 30);
@@ -103,7 +104,7 @@ class Arrivals {
 
 /** The debounce rerunOnSave.ts adds after a save (that module needs vscode: read its source). */
 function debounceMs(): number {
-  const source = readFileSync(path.join(REPO, "extension", "src", "rerunOnSave.ts"), "utf8");
+  const source = readFileSync(path.join(REPO, "extension", "src", "vscode", "rerunOnSave.ts"), "utf8");
   const found = /export const DEBOUNCE_MS = (\d+);/.exec(source);
   if (found === null) {
     throw new Error("rerunOnSave.ts no longer says `export const DEBOUNCE_MS = <ms>;`: update the bench");
@@ -138,7 +139,7 @@ async function save(edit: number, root: string, spec: LaunchSpec, sync: Workspac
   writeFileSync(spec.entry, entryText(edit));
   const synced = await sync.sync();
   const syncedAt = performance.now();
-  const reply = await timed.transport.request("run", runRequest(spec, synced.state, process.env));
+  const reply = await timed.transport.request("run", runRequest(spec, synced.state, process.env, newRunId()));
   const repliedAt = performance.now();
   const firstOutput = await arrivals.until(reply.run_id, "stream");
   await arrivals.until(reply.run_id, "finished");
@@ -170,9 +171,9 @@ function killGroup(child: ChildProcess | undefined): void {
 async function bench(root: string, daemon: ChildProcess): Promise<Record<string, unknown>> {
   const transport = new Transport(await waitForConnection(root, daemon));
   try {
-    await transport.hello("hotswap-bench");
+    const { sync_policy: policy } = await transport.hello("hotswap-bench");
     const timed = new TimedRequester(transport);
-    const sync = new WorkspaceSync(timed, root, maxFileBytesOf(root));
+    const sync = new WorkspaceSync(timed, root, policy);
     const arrivals = new Arrivals(transport);
     const spec: LaunchSpec = { root, entry: path.join(root, "main.py"), args: [], cwd: root, env: {}, debug: false, justMyCode: true };
     await save(-1, root, spec, sync, timed, arrivals); // warm-up: the first sync sends the manifest, the worker starts
@@ -181,10 +182,10 @@ async function bench(root: string, daemon: ChildProcess): Promise<Record<string,
       samples.push(await save(edit, root, spec, sync, timed, arrivals));
     }
     const scans: number[] = [];
-    const entries = (await scan(root)).files;
+    const entries = (await scan(root, policy)).files;
     for (let i = 0; i < SAVES; i++) {
       const started = performance.now();
-      await scan(root, entries, maxFileBytesOf(root));
+      await scan(root, policy, entries);
       scans.push(performance.now() - started);
     }
     const median = (pick: (s: Sample) => number): number => round(quantile(samples.map(pick), 0.5));

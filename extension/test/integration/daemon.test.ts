@@ -5,19 +5,24 @@
  */
 
 import assert from "node:assert/strict";
-import { realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ChildProcess } from "node:child_process";
-import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/daemon";
-import { attachConfiguration, runRequest } from "../../src/launch";
-import { Bodies, DaemonError, EventType, PROTOCOL_VERSION } from "../../src/protocol";
-import { digestOf, WorkspaceSync } from "../../src/sync";
-import { Transport } from "../../src/transport";
+import { ChildProcess, spawn } from "node:child_process";
+import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/node/daemon";
+import { LaunchSpec, attachConfiguration, runRequest } from "../../src/node/launch";
+import { localPath } from "../../src/node/links";
+import { Bodies, DaemonError, EventType, PROTOCOL_VERSION, ProtocolError } from "../../src/node/protocol";
+import { newRunId, syncThenRun } from "../../src/node/startRun";
+import { digestOf, WorkspaceSync } from "../../src/node/sync";
+import { Session, makeMessage } from "../../src/node/session";
+import { Transport } from "../../src/node/transport";
+import { Router } from "zeromq";
 import { PYTHON, python, tempTree, writeTree } from "../helpers";
 import { DapClient } from "./dap";
 
-const PYPROJECT = '[project]\nname = "scratch"\nversion = "0"\n\n[tool.hotswap]\ncancel_timeout = 2\n';
+const PYPROJECT = '[project]\nname = "scratch"\nversion = "0"\n\n[tool.hotswap]\ncancel_timeout = 2\nmax_file_mb = 1\n';
 const RUN_EVENTS: EventType[] = ["run_started", "stream", "run_finished", "debug_ready"];
 type RunEvent = { type: EventType; body: Bodies[EventType] };
 
@@ -104,7 +109,7 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     assert.equal(info.pid, daemon.pid);
     transport = new Transport(info);
     recorder = new Recorder(transport);
-    sync = new WorkspaceSync(transport, root);
+    sync = new WorkspaceSync(transport, root, (await transport.hello("hotswap-ext-tests")).sync_policy);
   });
 
   after(() => {
@@ -122,6 +127,19 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     for (const feature of ["run", "cancel", "stdin", "sync", "debug"]) {
       assert.ok(hello.features.includes(feature), `feature ${feature}`);
     }
+    assert.equal(hello.version, python("import hotswap; print(hotswap.__version__)").trim());
+  });
+
+  test("the sync policy comes from the daemon: its max_file_mb = 1 skips a 2 MB file", async () => {
+    const { sync_policy: policy } = await transport.hello("hotswap-ext-tests");
+    assert.equal(policy.max_file_bytes, 1024 * 1024);
+    const elsewhere = realpathSync(tempTree({ "small.py": "print(1)\n", "data/big.bin": "x".repeat(2 * 1024 * 1024) }));
+    cleanup.push(elsewhere);
+    const synced = await new WorkspaceSync(transport, elsewhere, policy).sync(); // mirrored: what travels
+    assert.equal(synced.mode, "mirror");
+    assert.deepEqual(synced.sent, ["small.py"]);
+    assert.deepEqual(synced.skipped.map((s) => s.path), ["data/big.bin"]);
+    assert.match(synced.skipped[0].reason, /2\.0 MB, over the 1 MB limit/);
   });
 
   test("a client of another major version is told so by name", async () => {
@@ -165,7 +183,7 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     const other = new Transport(transport.connection);
     try {
       writeFileSync(path.join(root, "moved.py"), "print(1)\n");
-      await new WorkspaceSync(other, root).sync(); // the daemon now holds moved.py; we don't know
+      await new WorkspaceSync(other, root, sync.policy).sync(); // the daemon now holds moved.py; we don't know
       writeFileSync(path.join(root, "moved.py"), "print(2)\n");
       const result = await sync.sync();
       assert.ok(result.sent.includes("moved.py"));
@@ -178,17 +196,39 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     }
   });
 
-  async function start(entry: string, extra: Partial<Parameters<typeof runRequest>[0]> = {}): Promise<string> {
-    const { state } = await sync.sync();
+  /** Start `entry` as the extension does (syncThenRun), under a run id chosen here. */
+  async function start(entry: string, extra: Partial<LaunchSpec> = {}): Promise<string> {
     const spec = { root, entry: path.join(root, entry), args: [], cwd: root, env: {}, debug: false, justMyCode: true, ...extra };
-    const reply = await transport.request("run", runRequest(spec, state, process.env));
-    return reply.run_id;
+    const runId = newRunId();
+    const { reply } = await syncThenRun({ transport, sync }, spec, process.env, runId);
+    assert.equal(reply.run_id, runId);
+    return runId;
   }
+
+  test("the run id the client chose is the run's: in the reply and every event; a reused one is refused", async () => {
+    const runId = newRunId();
+    const spec = { root, entry: path.join(root, "debugme.py"), args: [], cwd: root, env: {}, debug: false, justMyCode: true };
+    const finished = recorder.next(runId, "run_finished"); // listening before the request goes
+    const { reply, synced } = await syncThenRun({ transport, sync }, spec, process.env, runId);
+    assert.equal(reply.run_id, runId);
+    assert.equal((await finished).exit_code, 0);
+    assert.deepEqual(
+      recorder.of(runId).map((e) => e.type).filter((t, i, all) => all.indexOf(t) === i),
+      ["run_started", "stream", "run_finished"],
+    );
+    assert.equal(recorder.output(runId), "debugged 42\n");
+    await assert.rejects(transport.request("run", runRequest(spec, synced.state, process.env, runId)), (err) => {
+      assert.ok(err instanceof DaemonError);
+      assert.equal(err.ename, "bad_run_id");
+      return true;
+    });
+  });
 
   test("a run streams stdout and stderr, takes stdin, and finishes with the script's exit code", async () => {
     const runId = await start("hello.py");
     const started = await recorder.next(runId, "run_started");
     assert.equal(started.entry, path.join(root, "hello.py"));
+    assert.deepEqual(started.path_mappings, []); // in place: the daemon's paths are ours
     await recorder.next(runId, "stream", (b) => b.stream === "stderr");
     await transport.request("stdin", { run_id: runId, data: Buffer.from("Ada\nmore") });
     await transport.request("stdin", { run_id: runId, data: Buffer.alloc(0), eof: true });
@@ -244,18 +284,21 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
   test("a folder that is not the daemon's workspace is mirrored, with its path mappings", async () => {
     const elsewhere = realpathSync(tempTree({ "where.py": "import os\nprint(__file__)\nprint(os.getcwd())\n", "big/skip.txt": "x" }));
     cleanup.push(elsewhere);
-    const mirror = new WorkspaceSync(transport, elsewhere);
+    const mirror = new WorkspaceSync(transport, elsewhere, sync.policy);
     const synced = await mirror.sync();
     assert.equal(synced.mode, "mirror");
     assert.deepEqual(synced.sent.sort(), ["big/skip.txt", "where.py"]);
     const spec = { root: elsewhere, entry: path.join(elsewhere, "where.py"), args: [], cwd: elsewhere, env: {}, debug: false, justMyCode: true };
-    const runId = (await transport.request("run", runRequest(spec, synced.state, process.env))).run_id;
+    const runId = (await transport.request("run", runRequest(spec, synced.state, process.env, newRunId()))).run_id;
     assert.equal((await recorder.next(runId, "run_finished")).exit_code, 0);
     const [file, cwd] = recorder.output(runId).trim().split("\n");
     const mirrorRoot = path.join(root, ".hotswap", "mirror");
     assert.deepEqual([file, cwd], [path.join(mirrorRoot, "where.py"), mirrorRoot]);
+    const started = await recorder.next(runId, "run_started");
+    assert.deepEqual(started.path_mappings, [{ localRoot: elsewhere, remoteRoot: mirrorRoot }]);
+    assert.equal(localPath(file, started.path_mappings, cwd), path.join(elsewhere, "where.py"));
     writeTree(elsewhere, { "where.py": "print('edited')\n" });
-    const debugRun = (await transport.request("run", runRequest({ ...spec, debug: true }, (await mirror.sync()).state, process.env))).run_id;
+    const debugRun = (await transport.request("run", runRequest({ ...spec, debug: true }, (await mirror.sync()).state, process.env, newRunId()))).run_id;
     const ready = await recorder.next(debugRun, "debug_ready");
     assert.deepEqual(ready.path_mappings, [{ localRoot: elsewhere, remoteRoot: mirrorRoot }]);
     await transport.request("cancel", { run_id: debugRun });
@@ -269,6 +312,81 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     await disconnected;
     assert.equal(await waitForExit(pid, 30_000), true);
   });
+});
+
+describe("a daemon started with `serve --mirror DIR`, as on a GPU box", { timeout: 120_000 }, () => {
+  let base: string;
+  let local: string;
+  let mirror: string;
+  let daemon: ChildProcess | undefined;
+  let transport: Transport;
+
+  before(async () => {
+    base = realpathSync(mkdtempSync(path.join(tmpdir(), "hotswap-ext-mirror-")));
+    mirror = path.join(base, "mirror");
+    local = realpathSync(tempTree({ "pkg/boom.py": "import os\nprint(__file__)\nprint(os.getcwd())\nraise ValueError('boom')\n" }));
+    daemon = spawn(PYTHON, ["-m", "hotswap", "serve", "--mirror", mirror], { cwd: base, detached: true, stdio: "ignore" });
+    transport = new Transport(await waitForConnection(mirror, daemon));
+  });
+
+  after(() => {
+    transport?.close();
+    killGroup(daemon);
+    [base, local].forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  });
+
+  test("run_started carries the daemon's path mappings, and they map its paths back to ours", async () => {
+    const sync = new WorkspaceSync(transport, local, (await transport.hello("hotswap-ext-tests")).sync_policy);
+    const recorder = new Recorder(transport);
+    try {
+      const runId = newRunId();
+      const spec = { root: local, entry: path.join(local, "pkg", "boom.py"), args: [], cwd: local, env: {}, debug: false, justMyCode: true };
+      const { synced } = await syncThenRun({ transport, sync }, spec, process.env, runId);
+      assert.equal(synced.mode, "mirror");
+      const started = await recorder.next(runId, "run_started");
+      const mirrorRoot = realpathSync(mirror);
+      assert.deepEqual(started.path_mappings, [{ localRoot: local, remoteRoot: mirrorRoot }]);
+      const finished = await recorder.next(runId, "run_finished");
+      assert.equal(finished.exit_code, 1);
+      const [file, cwd] = recorder.output(runId, "stdout").trim().split("\n");
+      assert.deepEqual([file, cwd], [path.join(mirrorRoot, "pkg", "boom.py"), mirrorRoot]);
+      // What the terminal's links do with a traceback line: the run's mappings, nothing computed here.
+      assert.equal(localPath(file, started.path_mappings, spec.cwd), path.join(local, "pkg", "boom.py"));
+      assert.equal(localPath(mirrorRoot, started.path_mappings, spec.cwd), local);
+    } finally {
+      recorder.close();
+    }
+  });
+});
+
+test("a reply of another release (a 1.0 hello_reply, no sync_policy) fails the request at once, saying why", { timeout: 30_000 }, async () => {
+  // Stands in for a daemon of the previous release, which this machine does not have installed.
+  const key = "k".repeat(32);
+  const router = new Router();
+  await router.bind("tcp://127.0.0.1:*");
+  const session = new Session(key);
+  const answer = (async () => {
+    const [identity, ...frames] = await router.receive();
+    const hello = session.unpack(frames);
+    const body = { protocol_version: "1.0", features: ["run"], daemon_pid: 1, workspace: "/w" };
+    await router.send([identity, ...session.pack({ ...makeMessage("hello_reply", body, hello.id), v: "1.0" })]);
+  })();
+  const address = router.lastEndpoint as string;
+  const transport = new Transport({ address, key, pid: 1, protocol_version: "1.0" });
+  try {
+    const started = Date.now();
+    await assert.rejects(transport.hello("hotswap-ext-tests", 8_000), (err) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.equal(err.ename, "malformed");
+      assert.match(err.message, /hello_reply: missing field/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 4_000, "failed at once, not at the request's timeout");
+    await answer;
+  } finally {
+    transport.close();
+    router.close();
+  }
 });
 
 test("a daemon that cannot start is reported with the tail of its log", { timeout: 60_000 }, async () => {

@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TerminalText, describeWarm, footer, formatBytes, header } from "../../src/format";
-import { attachConfiguration, runEnvironment, runRequest } from "../../src/launch";
+import { TerminalText, describeWarm, footer, formatBytes, header } from "../../src/node/format";
+import { attachConfiguration, runEnvironment, runRequest } from "../../src/node/launch";
 
 const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
 
@@ -31,7 +31,7 @@ test("stream bytes become terminal text: newlines as CRLF, characters split acro
 });
 
 test("warm objects are summed for the status bar", () => {
-  const entry = { key: "m", type: "GPT2", parameters: 1, device: "cpu", bytes: 1536 * 1024 * 1024 };
+  const entry = { key: "m", type: "GPT2", parameters: 1, device: "cpu", bytes: 1536 * 1024 * 1024, build_seconds: 1, hits: 0 };
   assert.equal(describeWarm([entry, { ...entry, key: "n", bytes: 512 * 1024 * 1024 }]), "2 warm · 2.0 GiB");
   assert.equal(describeWarm([]), "");
   assert.equal(formatBytes(512), "512 B");
@@ -41,9 +41,9 @@ test("the run's environment drops the extension host's own variables and says it
   const env = runEnvironment({ PATH: "/bin", ELECTRON_RUN_AS_NODE: "1", VSCODE_PID: "9", VSCODE_GIT_IPC_HANDLE: "h", X: undefined }, { SEED: "1" });
   assert.deepEqual(env, { PATH: "/bin", VSCODE_GIT_IPC_HANDLE: "h", TERM: "xterm-256color", COLORTERM: "truecolor", SEED: "1" });
   const spec = { root: "/w", entry: "/w/a.py", args: ["x"], cwd: "/w", env: {}, debug: true, justMyCode: false };
-  const body = runRequest(spec, "s".repeat(64), {});
-  assert.deepEqual([body.debug, body.wait, body.just_my_code, body.state, body.root], [true, true, false, "s".repeat(64), "/w"]);
-  assert.equal("queue" in runRequest({ ...spec, debug: false }, undefined, {}), false);
+  const body = runRequest(spec, "s".repeat(64), {}, "r1");
+  assert.deepEqual([body.debug, body.wait, body.just_my_code, body.state, body.root, body.run_id], [true, true, false, "s".repeat(64), "/w", "r1"]);
+  assert.equal("queue" in runRequest({ ...spec, debug: false }, undefined, {}, "r2"), false);
 });
 
 test("a launch configuration becomes a debugpy attach to the announced port, with its mappings", () => {

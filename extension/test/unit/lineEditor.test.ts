@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { LineEditor } from "../../src/lineEditor";
+import { LineEditor } from "../../src/node/lineEditor";
 
 test("typed characters echo, and Enter sends the line with a newline", () => {
   const editor = new LineEditor();

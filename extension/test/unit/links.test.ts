@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isInside, localPath, tracebackLinks } from "../../src/links";
+import { isInside, localPath, tracebackLinks } from "../../src/node/links";
 
 test("each `File \"path\", line N` of a traceback line is a link", () => {
   const line = '  File "/work/ws/train.py", line 42, in <module>';

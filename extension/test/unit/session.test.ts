@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ProtocolError } from "../../src/protocol";
-import { Session, makeMessage } from "../../src/session";
+import { PROTOCOL_VERSION, ProtocolError } from "../../src/node/protocol";
+import { Session, makeMessage } from "../../src/node/session";
 import { python } from "../helpers";
 
 const KEY = "k".repeat(16) + "0123456789abcdef0123456789abcdef";
@@ -35,7 +35,7 @@ function pythonUnpack(frames: Buffer[]): Record<string, unknown> {
 test("a message signed by Python's Session verifies and decodes here, bytes intact", () => {
   const msg = new Session(KEY).unpack(pythonFrames());
   assert.equal(msg.type, "stream");
-  assert.equal(msg.v, "1.0");
+  assert.equal(msg.v, PROTOCOL_VERSION);
   assert.equal(msg.parent, null);
   assert.deepEqual({ ...msg.body, data: Buffer.from(msg.body.data as Uint8Array) }, {
     run_id: "r1",

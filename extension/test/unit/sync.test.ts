@@ -1,13 +1,21 @@
 /** Manifests, digests and ignore rules agree with backend/sync.py on the same input. */
 
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { IgnoreRules, chunkPaths, digestOf, maxFileBytesOf, planDiff, scan } from "../../src/sync";
+import type { SyncPolicy } from "../../src/node/protocol";
+import { IgnoreRules, chunkPaths, digestOf, planDiff, scan } from "../../src/node/sync";
 import { python, tempTree } from "../helpers";
 
 const roots: string[] = [];
+
+/** The daemon's default policy, as its hello_reply states it (the extension keeps no copy). */
+function daemonPolicy(maxFileBytes?: number): SyncPolicy {
+  const limit = maxFileBytes === undefined ? "DEFAULT_MAX_FILE_BYTES" : String(maxFileBytes);
+  return JSON.parse(python(`import json; from hotswap.sync import sync_policy, DEFAULT_MAX_FILE_BYTES; print(json.dumps(sync_policy(${limit})))`));
+}
+const POLICY = daemonPolicy();
 after(() => roots.forEach((root) => rmSync(root, { recursive: true, force: true })));
 
 function pythonDigest(files: Record<string, string>): string {
@@ -68,7 +76,7 @@ function ruleTree(): string {
 
 test("scanning a tree finds the same files and hashes as Python's scan", async () => {
   const root = ruleTree();
-  const { files, skipped } = await scan(root);
+  const { files, skipped } = await scan(root, POLICY);
   const expected = JSON.parse(
     python(
       "import json, sys; from pathlib import Path; from hotswap.sync import scan\n" +
@@ -99,24 +107,24 @@ test("scanning a tree finds the same files and hashes as Python's scan", async (
 test("a rescan reuses the hash of a file whose size and mtime did not change", async () => {
   const root = tempTree({ "a.py": "one\n" });
   roots.push(root);
-  const first = await scan(root);
+  const first = await scan(root, POLICY);
   const fake = new Map([["a.py", { ...first.files.get("a.py")!, sha256: "cached" }]]);
-  assert.equal((await scan(root, fake)).files.get("a.py")?.sha256, "cached");
+  assert.equal((await scan(root, POLICY, fake)).files.get("a.py")?.sha256, "cached");
   writeFileSync(path.join(root, "a.py"), "two, longer\n");
-  assert.notEqual((await scan(root, fake)).files.get("a.py")?.sha256, "cached");
+  assert.notEqual((await scan(root, POLICY, fake)).files.get("a.py")?.sha256, "cached");
 });
 
 test("files over the size limit are skipped with the reason", async () => {
   const root = tempTree({ "big.bin": "x".repeat(2048), "small.py": "" });
   roots.push(root);
-  const { files, skipped } = await scan(root, new Map(), 1024);
+  const { files, skipped } = await scan(root, daemonPolicy(1024));
   assert.deepEqual([...files.keys()], ["small.py"]);
   assert.equal(skipped[0].path, "big.bin");
   assert.match(skipped[0].reason, /over the .* MB limit/);
 });
 
 test("ignoredPath says whether a saved file is part of the synced workspace", () => {
-  const rules = new IgnoreRules(ruleTree());
+  const rules = new IgnoreRules(ruleTree(), POLICY);
   assert.equal(rules.ignoredPath("train.py"), false);
   assert.equal(rules.ignoredPath("pkg/model.py"), false);
   assert.equal(rules.ignoredPath("pkg/secret.py"), true);
@@ -147,14 +155,42 @@ test("chunks stay under the limit, and a bigger file travels alone", () => {
     Object.entries({ a: 4, b: 4, c: 20, d: 1 }).map(([p, size]) => [p, { size, mtimeNs: 0n, sha256: "" }]),
   );
   assert.deepEqual(chunkPaths(["a", "b", "c", "d"], sizes, 10), [["a", "b"], ["c"], ["d"]]);
+  assert.equal(POLICY.chunk_bytes, Number(python("from hotswap.sync import CHUNK_BYTES; print(CHUNK_BYTES)")));
 });
 
-test("max_file_mb is read from [tool.hotswap] only", () => {
+test("only the daemon's policy says what is ignored: no default of the extension's own", async () => {
   const root = tempTree({
-    "pyproject.toml": '[tool.other]\nmax_file_mb = 1\n\n[tool.hotswap]\ncancel_timeout = 2\nmax_file_mb = 2.5\n',
+    "keep/.git/HEAD": "a policy that does not name .git syncs it\n",
+    "custom/x.py": "ignored by name\n",
+    "a.pyc": "synced: no suffix in this policy\n",
+    "a.skipme": "ignored by suffix\n",
+    ".gitignore": "from-gitignore.py\n",
+    "from-gitignore.py": "synced: .gitignore is not an ignore file of this policy\n",
+    ".otherignore": "from-other.py\n",
+    "from-other.py": "ignored\n",
+    "sub/.otherignore": "nested.py\n",
+    "sub/nested.py": "ignored by the nested file\n",
+    "env/marker.cfg": "",
+    "env/lib.py": "a folder with the policy's venv marker",
+    "big.py": "x".repeat(100),
   });
   roots.push(root);
-  assert.equal(maxFileBytesOf(root), Math.floor(2.5 * 1024 * 1024));
-  mkdirSync(path.join(root, "empty"));
-  assert.equal(maxFileBytesOf(path.join(root, "empty")), 50 * 1024 * 1024);
+  const policy: SyncPolicy = {
+    ...POLICY,
+    max_file_bytes: 80,
+    ignored_dirs: ["custom"],
+    ignored_suffixes: [".skipme"],
+    ignore_files: [".otherignore"],
+    nested_ignore_files: [".otherignore"],
+    venv_markers: ["marker.cfg"],
+  };
+  const { files, skipped } = await scan(root, policy);
+  assert.deepEqual([...files.keys()].sort(), [".gitignore", ".otherignore", "a.pyc", "from-gitignore.py", "keep/.git/HEAD", "sub/.otherignore"]);
+  assert.deepEqual(skipped.map((s) => s.path), ["big.py"]);
+  const rules = new IgnoreRules(root, policy);
+  assert.deepEqual(["custom/x.py", "sub/nested.py", "from-other.py", "keep/.git/HEAD"].map((p) => rules.ignoredPath(p)), [true, true, true, false]);
+  symlinkSync(path.join(root, "a.pyc"), path.join(root, "link.py"));
+  assert.deepEqual((await scan(root, policy)).skipped.map((s) => s.path), ["big.py", "link.py"]);
+  const followed = await scan(root, { ...policy, sync_symlinks: true });
+  assert.equal(followed.files.get("link.py")?.sha256, followed.files.get("a.pyc")?.sha256);
 });

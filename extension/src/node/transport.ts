@@ -83,7 +83,7 @@ export class Transport {
   }
 
   /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch. */
-  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody & { version?: string }> {
+  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody> {
     const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client }, timeoutMs);
     checkVersion(reply.protocol_version);
     return reply;
@@ -150,6 +150,8 @@ export class Transport {
       this.log.warn(`hotswap connection: dropped a message from the daemon: ${String(err)}`);
       if (err instanceof ProtocolError && err.ename === "bad_signature" && refusedOurKey(frames)) {
         this.rejectAll(KEY_REFUSED);
+      } else if (err instanceof ProtocolError && UNREADABLE.includes(err.ename)) {
+        this.rejectParent(frames, err);
       }
       return;
     }
@@ -175,6 +177,20 @@ export class Transport {
     }
   }
 
+  /**
+   * A signed reply that does not fit our protocol (a daemon of another release): its request
+   * fails now, with the reason, instead of at its timeout.
+   */
+  private rejectParent(frames: Buffer[], err: ProtocolError): void {
+    const parent = peek(frames)?.parent;
+    const pending = typeof parent === "string" ? this.pending.get(parent) : undefined;
+    if (pending !== undefined && typeof parent === "string") {
+      clearTimeout(pending.timer);
+      this.pending.delete(parent);
+      pending.reject(err);
+    }
+  }
+
   private rejectAll(msg: Message | DaemonError): void {
     const error = msg instanceof DaemonError ? msg : errorOf(msg);
     this.log.warn(`hotswap connection: the daemon refused a request: ${error.message}`);
@@ -192,17 +208,26 @@ const KEY_REFUSED = new DaemonError(
   "the daemon has probably restarted: restart the backend connection",
 );
 
+/** Why a message whose signature was verified can still not be read: it is not our protocol. */
+const UNREADABLE = ["malformed", "unknown_type", "version_mismatch"];
+
 /**
  * With the wrong key we cannot verify the daemon's refusal either; its unsigned content is
  * trusted only to fail at once with the right explanation instead of after a timeout.
  */
 function refusedOurKey(frames: Buffer[]): boolean {
+  const msg = peek(frames);
+  const body = msg?.body as Partial<Bodies["error"]> | undefined;
+  return msg?.type === "error" && msg.parent === null && body?.ename === "bad_signature";
+}
+
+/** The envelope of a message that did not pass validation, as far as it decodes. */
+function peek(frames: Buffer[]): Partial<Message> | undefined {
   try {
-    const msg = decode(frames[1]) as Partial<Message>;
-    const body = msg.body as Partial<Bodies["error"]> | undefined;
-    return msg.type === "error" && msg.parent === null && body?.ename === "bad_signature";
+    const msg = decode(frames[1]);
+    return typeof msg === "object" && msg !== null ? (msg as Partial<Message>) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

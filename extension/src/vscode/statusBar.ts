@@ -1,8 +1,13 @@
-/** The status bar item: what the backend is doing, what is warm, and a menu of actions. */
+/**
+ * The status bar item: what the backend is doing, what is warm, and a menu of actions. It
+ * follows each connection's worker, warm and sync-progress events.
+ */
 
 import * as vscode from "vscode";
-import { describeWarm, formatBytes } from "./format";
-import type { WarmEntry } from "./protocol";
+import { describeWarm, formatBytes } from "../node/format";
+import type { Bodies, WarmEntry } from "../node/protocol";
+import type { Transport } from "../node/transport";
+import { SHOW_LOG, report } from "./errors";
 import { RunOnSave } from "./settings";
 
 export type BackendState = "idle" | "loading" | "running" | "debugging" | "restarting" | "offline";
@@ -22,6 +27,9 @@ export class StatusBar implements vscode.Disposable {
   private detail = "";
   private readonly warm = new Map<number, WarmEntry[]>();
   private runOnSave: RunOnSave = "entry";
+  private readonly warmed = new vscode.EventEmitter<void>();
+  /** Fires when a worker reports warm objects (the first load of a script is over). */
+  readonly onDidWarm = this.warmed.event;
 
   constructor() {
     this.item.name = "Hot Swap";
@@ -55,8 +63,51 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /**
+   * Show what a connection's workers hold and do: their warm objects now and as they change,
+   * restarts (told to the user), and sync progress. `running` says whether a run is shown.
+   */
+  follow(transport: Transport, log: vscode.LogOutputChannel, running: () => boolean): void {
+    const safely = <B>(what: string, action: (body: B) => void) => (body: B) => {
+      try {
+        action(body);
+      } catch (err) {
+        report(log, `handling ${what}`, err);
+      }
+    };
+    transport.on("warm_changed", safely("warm_changed", (body) => this.warmChanged(body)));
+    transport.on("worker_restarted", safely("worker_restarted", (body) => this.workerRestarted(body, log, running())));
+    transport.on("sync_progress", (body) =>
+      this.set("loading", `syncing ${body.bytes_total ? Math.floor((100 * body.bytes_done) / body.bytes_total) : 100}%`),
+    );
+    void transport.request("status", {}).then(
+      (status) => status.workers.forEach((w) => this.setWarm(w.index, w.warm)),
+      (err) => log.warn(`status: ${String(err)}`),
+    );
+  }
+
   dispose(): void {
     this.item.dispose();
+    this.warmed.dispose();
+  }
+
+  private warmChanged(body: Bodies["warm_changed"]): void {
+    this.setWarm(body.worker, body.warm);
+    if (body.warm.length > 0) {
+      this.warmed.fire();
+    }
+  }
+
+  private workerRestarted(body: Bodies["worker_restarted"], log: vscode.LogOutputChannel, running: boolean): void {
+    this.setWarm(body.worker, []);
+    if (!running) {
+      this.set("idle");
+    }
+    const lost = body.warm_lost.length ? `; warm objects lost: ${body.warm_lost.join(", ")}. The next run loads them again` : "";
+    log.warn(`worker ${body.worker} restarted (pid ${body.pid}): ${body.reason}${lost}`);
+    void vscode.window
+      .showWarningMessage(`Hot Swap: the worker stopped (${body.reason}) and was restarted${lost}.`, SHOW_LOG.title)
+      .then((picked) => picked && vscode.commands.executeCommand(SHOW_LOG.command));
   }
 
   private render(): void {

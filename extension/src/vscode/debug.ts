@@ -7,8 +7,9 @@
 
 import * as vscode from "vscode";
 import { UserError, report } from "./errors";
-import { attachConfiguration } from "./launch";
-import { LaunchOptions, RunController, resolveLaunch } from "./run";
+import { attachConfiguration } from "../node/launch";
+import { LaunchOptions, resolveLaunch } from "./launchTarget";
+import { RunController } from "./run";
 import { readSettings } from "./settings";
 
 export const DEBUG_TYPE = "hotswap";

@@ -1,6 +1,9 @@
 /**
  * Rerun on save: once a script has run in this window, saving a file of the synced workspace
- * runs it again (debounced; a save during a run supersedes it on the backend).
+ * runs it again (debounced; a save during a run supersedes it on the backend). What is synced
+ * is the daemon's sync policy (its hello); a folder whose daemon has not said it yet (only in a
+ * multi-root workspace: a rerun needs a run first) counts every saved file, and the sync skips
+ * what the policy leaves out once connected.
  */
 
 import * as path from "node:path";
@@ -8,7 +11,7 @@ import * as vscode from "vscode";
 import { guard } from "./errors";
 import { RunController } from "./run";
 import { readSettings } from "./settings";
-import { IgnoreRules } from "./sync";
+import { IgnoreRules } from "../node/sync";
 
 /** The wait after the last save in progress has landed (coalesces Save All's events). */
 export const DEBOUNCE_MS = 10;
@@ -60,9 +63,13 @@ export class RerunOnSave implements vscode.Disposable {
     if (readSettings(folder.uri).runOnSave === "off" || this.runs.current?.launch.spec.debug) {
       return false; // a save while debugging must not kill the session being debugged
     }
+    const policy = this.runs.syncPolicy(folder);
+    if (policy === undefined) {
+      return true;
+    }
     const rel = path.relative(folder.uri.fsPath, document.uri.fsPath).split(path.sep).join("/");
     try {
-      return !new IgnoreRules(folder.uri.fsPath).ignoredPath(rel);
+      return !new IgnoreRules(folder.uri.fsPath, policy).ignoredPath(rel);
     } catch (err) {
       this.log.warn(`rerun on save: cannot read the ignore rules: ${String(err)}`);
       return true;

@@ -3,11 +3,11 @@
  * the line editor, and linking traceback lines to the workspace's files.
  */
 
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import * as vscode from "vscode";
-import { LineAction, LineEditor } from "./lineEditor";
-import { isInside, localPath, tracebackLinks } from "./links";
-import type { PathMapping } from "./protocol";
+import { LineAction, LineEditor } from "../node/lineEditor";
+import { isInside, localPath, tracebackLinks } from "../node/links";
+import type { PathMapping } from "../node/protocol";
 
 export const TERMINAL_NAME = "Hot Swap";
 
@@ -123,10 +123,11 @@ export class TracebackLinkProvider implements vscode.TerminalLinkProvider<HotSwa
     if (!this.terminal.is(context.terminal) || run === undefined) {
       return [];
     }
-    const folders = vscode.workspace.workspaceFolders ?? [];
+    // A folder opened through a symbolic link runs under its real path: both are the workspace's.
+    const folders = (vscode.workspace.workspaceFolders ?? []).flatMap((f) => [f.uri.fsPath, realPath(f.uri.fsPath)]);
     return tracebackLinks(context.line)
       .map((link) => ({ ...link, file: localPath(link.file, run.mappings, run.cwd) }))
-      .filter((link) => folders.some((f) => isInside(link.file, f.uri.fsPath)) && existsSync(link.file))
+      .filter((link) => folders.some((folder) => isInside(link.file, folder)) && existsSync(link.file))
       .map((link) => ({
         startIndex: link.start,
         length: link.length,
@@ -139,5 +140,13 @@ export class TracebackLinkProvider implements vscode.TerminalLinkProvider<HotSwa
   async handleTerminalLink(link: HotSwapLink): Promise<void> {
     const position = new vscode.Position(Math.max(0, link.line - 1), 0);
     await vscode.window.showTextDocument(vscode.Uri.file(link.file), { selection: new vscode.Range(position, position) });
+  }
+}
+
+function realPath(folder: string): string {
+  try {
+    return realpathSync(folder);
+  } catch {
+    return folder;
   }
 }

@@ -4,7 +4,7 @@
  */
 
 import * as vscode from "vscode";
-import { DaemonError, DaemonUnavailable } from "./protocol";
+import { DaemonError, DaemonUnavailable } from "../node/protocol";
 
 /** A button on an error message: its title and the command it runs. */
 export interface NextStep {

@@ -15,15 +15,15 @@ import {
   startDaemon,
   waitForConnection,
   waitForExit,
-} from "./daemon";
+} from "../node/daemon";
 import { NextStep, RESTART, SHOW_LOG, UserError } from "./errors";
-import { runEnvironment } from "./launch";
-import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError } from "./protocol";
+import { runEnvironment } from "../node/launch";
+import { ConnectionInfo, DaemonError, DaemonUnavailable, HelloReplyBody, PROTOCOL_VERSION, ProtocolError, SyncPolicy } from "../node/protocol";
 import { ensureHotswap, findInterpreter } from "./python";
 import { StatusBar } from "./statusBar";
 import { readSettings } from "./settings";
-import { WorkspaceSync, maxFileBytesOf } from "./sync";
-import { Transport } from "./transport";
+import { WorkspaceSync } from "../node/sync";
+import { Transport } from "../node/transport";
 
 export const CLIENT_NAME = "vscode-hotswap";
 const OPEN_BACKEND_SETTING: NextStep = { title: "Open Settings", command: "workbench.action.openSettings", args: ["hotswap.backend"] };
@@ -31,7 +31,7 @@ const OPEN_BACKEND_SETTING: NextStep = { title: "Open Settings", command: "workb
 /** A live connection to the daemon serving one workspace folder. */
 export interface Connection {
   transport: Transport;
-  hello: HelloReplyBody & { version?: string };
+  hello: HelloReplyBody;
   sync: WorkspaceSync;
   folder: vscode.WorkspaceFolder;
   /** The folder's real path: what the daemon is told (it resolves symlinks too). */
@@ -42,6 +42,8 @@ export interface Connection {
 
 export class Backend implements vscode.Disposable {
   private connection: Connection | undefined;
+  /** The sync policy of the last daemon this folder talked to (kept when it goes away). */
+  policy: SyncPolicy | undefined;
   /** Why the last connection ended, in words for the terminal. */
   closeReason = "";
   private connecting: Promise<Connection> | undefined;
@@ -112,7 +114,7 @@ export class Backend implements vscode.Disposable {
     const remote = settings.backend !== "";
     const info = remote ? remoteConnection(settings.backend) : (liveConnection(root) ?? (await this.start(root)));
     const transport = new Transport(info, this.log);
-    let hello: Connection["hello"];
+    let hello: HelloReplyBody;
     try {
       hello = await transport.hello(CLIENT_NAME);
     } catch (err) {
@@ -122,15 +124,16 @@ export class Backend implements vscode.Disposable {
     const connection: Connection = {
       transport,
       hello,
-      sync: new WorkspaceSync(transport, root, maxFileBytesOf(root)),
+      sync: new WorkspaceSync(transport, root, hello.sync_policy),
       folder: this.folder,
       root,
       remote,
     };
     transport.onDisconnect(() => this.lost(connection));
     this.connection = connection;
+    this.policy = hello.sync_policy;
     this.log.info(
-      `connected to the hotswap daemon ${hello.version ?? ""} (pid ${hello.daemon_pid}, protocol ${hello.protocol_version}) at ${info.address} for ${hello.workspace}`,
+      `connected to the hotswap daemon ${hello.version} (pid ${hello.daemon_pid}, protocol ${hello.protocol_version}) at ${info.address} for ${hello.workspace}`,
     );
     this.changed.fire(connection);
     return connection;
@@ -185,9 +188,11 @@ export class Backend implements vscode.Disposable {
   }
 
   private explainHello(err: unknown, info: ConnectionInfo, remote: boolean, backendSetting: string): Error {
-    if ((err instanceof DaemonError || err instanceof ProtocolError) && err.ename === "version_mismatch") {
+    // A daemon of another release: another major version, or a reply our protocol cannot read.
+    const otherRelease = ["version_mismatch", "malformed", "unknown_type"];
+    if ((err instanceof DaemonError || err instanceof ProtocolError) && otherRelease.includes(err.ename)) {
       return new UserError(
-        `the hotswap daemon speaks protocol ${info.protocol_version}, this extension ${PROTOCOL_VERSION}. ` +
+        `the hotswap daemon speaks protocol ${info.protocol_version}, this extension ${PROTOCOL_VERSION} (${err.message}). ` +
           (remote
             ? "Install the same hotswap release as the extension on the backend's host and restart it there."
             : "Restart the backend to start one of this release (its warm objects will be lost)."),

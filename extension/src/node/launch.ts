@@ -36,8 +36,10 @@ export function runEnvironment(base: NodeJS.ProcessEnv, extra: Record<string, st
   return { ...env, ...extra };
 }
 
-export function runRequest(spec: LaunchSpec, state: string | undefined, baseEnv: NodeJS.ProcessEnv): RunBody {
+/** The `run` request for `spec` on workspace `state`, under the run id the client chose. */
+export function runRequest(spec: LaunchSpec, state: string | undefined, baseEnv: NodeJS.ProcessEnv, runId: string): RunBody {
   const body: RunBody = {
+    run_id: runId,
     entry: spec.entry,
     args: spec.args,
     cwd: spec.cwd,

@@ -1,45 +1,20 @@
 /**
- * Runs in this window: which script, syncing and starting it, its output in the Hot Swap
- * terminal with a header and footer, stdin, cancel, and the status bar while it runs.
+ * Runs in this window: syncing and starting a script, its output in the Hot Swap terminal with
+ * a header and footer, stdin, cancel, and the status bar's state while it runs.
  */
 
-import { realpathSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import * as vscode from "vscode";
+import { TerminalText, footer, header } from "../node/format";
+import { LineAction } from "../node/lineEditor";
+import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody, SyncPolicy } from "../node/protocol";
+import { newRunId, syncThenRun } from "../node/startRun";
 import { Backend, Backends, Connection } from "./backend";
 import { SHOW_LOG, UserError, report } from "./errors";
-import { TerminalText, footer, header } from "./format";
-import { LaunchSpec, runRequest } from "./launch";
-import { LineAction } from "./lineEditor";
-import { isInside } from "./links";
-import {
-  Bodies,
-  DaemonError,
-  DebugReadyBody,
-  EventType,
-  PathMapping,
-  RunFinishedBody,
-  RunStartedBody,
-} from "./protocol";
-import { readSettings } from "./settings";
+import { Launch, relaunch } from "./launchTarget";
 import { StatusBar } from "./statusBar";
 import { HotSwapTerminal } from "./terminal";
-
-/** What a launch configuration (or a command) may say about a run. */
-export interface LaunchOptions {
-  program?: string;
-  args?: string[];
-  cwd?: string;
-  env?: Record<string, string>;
-  justMyCode?: boolean;
-}
-
-export interface Launch {
-  spec: LaunchSpec;
-  folder: vscode.WorkspaceFolder;
-  note?: string;
-}
 
 /** One run the backend accepted, until its run_finished. */
 export class ActiveRun {
@@ -47,6 +22,8 @@ export class ActiveRun {
   midLine = false;
   readonly finished: Promise<RunFinishedBody>;
   readonly debugReady: Promise<DebugReadyBody>;
+  /** How the daemon's paths map to the editor's, as its run_started said. */
+  mappings: PathMapping[] = [];
   settle!: (body: RunFinishedBody) => void;
   ready!: (body: DebugReadyBody) => void;
   private notReady!: (err: Error) => void;
@@ -70,19 +47,10 @@ export class ActiveRun {
     return path.basename(this.launch.spec.entry);
   }
 
-  /** How the daemon's paths map to the editor's: the mirror, and a symlinked folder. */
-  get mappings(): PathMapping[] {
-    const local = this.launch.folder.uri.fsPath;
-    const sync = this.connection.sync;
-    const mappings = sync.mode === "mirror" && sync.daemonRoot ? [{ localRoot: local, remoteRoot: sync.daemonRoot }] : [];
-    return this.connection.root === local ? mappings : [...mappings, { localRoot: local, remoteRoot: this.connection.root }];
-  }
 }
 
 export class RunController implements vscode.Disposable {
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly early = new Map<string, Array<(run: ActiveRun) => void>>();
-  private requesting = 0;
   private shown: ActiveRun | undefined;
   private recent: ActiveRun | undefined;
   private lastLaunch: Launch | undefined;
@@ -106,6 +74,10 @@ export class RunController implements vscode.Disposable {
           backend.onDidChange((connection) => (connection ? this.wire(connection) : this.lost(backend))),
         ),
       ),
+      status.onDidWarm(() => {
+        this.endFirstLoad?.();
+        this.endFirstLoad = undefined;
+      }),
     );
   }
 
@@ -124,44 +96,56 @@ export class RunController implements vscode.Disposable {
     return this.lastLaunch !== undefined;
   }
 
-  /** Sync the saved workspace and start `launch` on the backend; the run's events follow. */
+  /**
+   * Sync the saved workspace and start `launch` on the backend. The run is ours (and shown)
+   * under the id we chose before the request goes: its events may overtake the reply.
+   */
   async start(launch: Launch): Promise<ActiveRun> {
     const requestedAt = performance.now();
     this.lastLaunch = launch;
     this.status.set("loading", "syncing");
     this.terminal.show();
-    // Events of the new run may arrive before the code after `await request` runs: keep
-    // them until the run is registered (`route` holds them while this count is above zero).
-    this.requesting++;
+    const connection = await this.connect(launch);
+    const run = new ActiveRun(newRunId(), launch, connection, requestedAt);
+    const [previous, previousRecent] = [this.shown, this.recent];
+    this.runs.set(run.id, run);
+    this.shown = run;
+    this.recent = run;
+    this.terminal.onInput = (action) => this.input(action);
     try {
-      const connection = await this.backends.of(launch.folder).connect();
-      this.wire(connection);
-      const reply = await this.request(connection, launch.spec);
-      const run = new ActiveRun(reply.run_id, launch, connection, requestedAt);
-      this.runs.set(run.id, run);
-      this.shown = run;
-      this.recent = run;
-      this.terminal.onInput = (action) => this.input(action);
-      this.replayEarly(run);
+      await this.request(run);
       return run;
     } catch (err) {
+      this.runs.delete(run.id);
+      this.recent = this.recent === run ? previousRecent : this.recent;
+      if (this.shown === run) {
+        this.shown = previous !== undefined && this.runs.has(previous.id) ? previous : undefined;
+        this.terminal.onInput = this.shown && ((action) => this.input(action));
+      }
       if (this.shown === undefined) {
         this.status.set(this.backends.of(launch.folder).current ? "idle" : "offline");
       }
       throw err;
-    } finally {
-      this.requesting--;
-      if (this.requesting === 0) {
-        this.early.clear();
+    }
+  }
+
+  private async connect(launch: Launch): Promise<Connection> {
+    try {
+      const connection = await this.backends.of(launch.folder).connect();
+      this.wire(connection);
+      return connection;
+    } catch (err) {
+      if (this.shown === undefined) {
+        this.status.set("offline");
       }
+      throw err;
     }
   }
 
   /** Run the last launch again (rerun on save), without the debugger. */
   async rerun(): Promise<void> {
     if (this.lastLaunch !== undefined) {
-      const { spec, folder } = this.lastLaunch;
-      await this.start({ spec: { ...spec, debug: false }, folder, note: unsavedNote(folder, spec.entry) });
+      await this.start(relaunch(this.lastLaunch));
     }
   }
 
@@ -179,20 +163,16 @@ export class RunController implements vscode.Disposable {
     this.finishedRuns.dispose();
   }
 
-  private async request(connection: Connection, spec: LaunchSpec): Promise<Bodies["run_reply"]> {
-    for (let attempt = 1; ; attempt++) {
-      const synced = await connection.sync.sync();
+  private async request(run: ActiveRun): Promise<void> {
+    await syncThenRun(run.connection, run.launch.spec, process.env, run.id, (synced) => {
       synced.skipped.forEach((s) => this.log.warn(`not synced: ${s.path} (${s.reason}); raise [tool.hotswap] max_file_mb or list it in .hotswapignore`));
       this.log.info(`synced ${synced.sent.length} changed, ${synced.deleted.length} deleted file(s) (${synced.mode})`);
-      try {
-        return await connection.transport.request("run", runRequest(spec, synced.state, process.env));
-      } catch (err) {
-        // Another client synced in between: sync again, once.
-        if (!(err instanceof DaemonError && err.ename === "resync") || attempt > 1) {
-          throw err;
-        }
-      }
-    }
+    });
+  }
+
+  /** The sync policy of the daemon of `folder`, once one has said it (rerun on save uses it). */
+  syncPolicy(folder: vscode.WorkspaceFolder): SyncPolicy | undefined {
+    return this.backends.of(folder).policy;
   }
 
   // -- events -----------------------------------------------------------------------
@@ -207,18 +187,10 @@ export class RunController implements vscode.Disposable {
     this.route(t, "stream", (run, body) => this.output(run, body));
     this.route(t, "run_finished", (run, body) => this.finished(run, body));
     this.route(t, "debug_ready", (run, body) => run.ready(body));
-    t.on("warm_changed", (body) => this.safely("warm_changed", () => this.warmChanged(body)));
-    t.on("worker_restarted", (body) => this.safely("worker_restarted", () => this.workerRestarted(body)));
-    t.on("sync_progress", (body) =>
-      this.status.set("loading", `syncing ${body.bytes_total ? Math.floor((100 * body.bytes_done) / body.bytes_total) : 100}%`),
-    );
-    void t.request("status", {}).then(
-      (status) => status.workers.forEach((w) => this.status.setWarm(w.index, w.warm)),
-      (err) => this.log.warn(`status: ${String(err)}`),
-    );
+    this.status.follow(t, this.log, () => this.shown !== undefined);
   }
 
-  /** Hand a run's events to `handle`; keep those that overtake the run's own reply. */
+  /** Hand the events of our runs to `handle` (their ids are ours: no event comes too early). */
   private route<E extends EventType>(
     transport: Connection["transport"],
     type: E,
@@ -226,23 +198,11 @@ export class RunController implements vscode.Disposable {
   ): void {
     transport.on(type, (body) => {
       const runId = (body as { run_id?: string | null }).run_id;
-      if (typeof runId !== "string") {
-        return; // a debugger listening at the worker's start, for no run of ours
-      }
-      const run = this.runs.get(runId);
-      const deliver = (r: ActiveRun): void => this.safely(type, () => handle(r, body));
+      const run = typeof runId === "string" ? this.runs.get(runId) : undefined;
       if (run !== undefined) {
-        deliver(run);
-      } else if (this.requesting > 0) {
-        this.early.set(runId, [...(this.early.get(runId) ?? []), deliver]);
+        this.safely(type, () => handle(run, body)); // else another client's run, or a debugger for none
       }
     });
-  }
-
-  private replayEarly(run: ActiveRun): void {
-    const waiting = this.early.get(run.id) ?? [];
-    this.early.delete(run.id);
-    waiting.forEach((deliver) => deliver(run));
   }
 
   private safely(what: string, action: () => void): void {
@@ -255,6 +215,7 @@ export class RunController implements vscode.Disposable {
 
   private started(run: ActiveRun, body: RunStartedBody): void {
     const { spec } = run.launch;
+    run.mappings = body.path_mappings;
     const entry = vscode.workspace.asRelativePath(path.join(run.launch.folder.uri.fsPath, path.relative(run.connection.root, spec.entry)));
     this.terminal.print(
       header({
@@ -332,26 +293,6 @@ export class RunController implements vscode.Disposable {
     );
   }
 
-  private warmChanged(body: Bodies["warm_changed"]): void {
-    this.status.setWarm(body.worker, body.warm);
-    if (body.warm.length > 0) {
-      this.endFirstLoad?.();
-      this.endFirstLoad = undefined;
-    }
-  }
-
-  private workerRestarted(body: Bodies["worker_restarted"]): void {
-    this.status.setWarm(body.worker, []);
-    if (this.shown === undefined) {
-      this.status.set("idle");
-    }
-    const lost = body.warm_lost.length ? `; warm objects lost: ${body.warm_lost.join(", ")}. The next run loads them again` : "";
-    this.log.warn(`worker ${body.worker} restarted (pid ${body.pid}): ${body.reason}${lost}`);
-    void vscode.window
-      .showWarningMessage(`Hot Swap: the worker stopped (${body.reason}) and was restarted${lost}.`, SHOW_LOG.title)
-      .then((picked) => picked && vscode.commands.executeCommand(SHOW_LOG.command));
-  }
-
   /** The daemon went away: the runs it had will send nothing more. */
   private lost(backend: Backend): void {
     const lost = [...this.runs.values()].filter((r) => r.launch.folder === backend.folder && r.connection !== backend.current);
@@ -382,62 +323,4 @@ export class RunController implements vscode.Disposable {
       .then(() => run.connection.transport.request("stdin", body))
       .catch((err) => this.log.warn(`stdin for run ${run.id}: ${String(err)}`));
   }
-}
-
-// -- which script -------------------------------------------------------------------
-
-/**
- * The run a command or launch configuration asks for: the `program` (relative to the folder),
- * else the hotswap.entry setting, else the file given or the active editor's.
- */
-export function resolveLaunch(resource: vscode.Uri | undefined, options: LaunchOptions, debug: boolean): Launch {
-  const hint = resource ?? vscode.window.activeTextEditor?.document.uri;
-  const folder = (hint && vscode.workspace.getWorkspaceFolder(hint)) ?? vscode.workspace.workspaceFolders?.[0];
-  if (folder === undefined) {
-    throw new UserError("open a folder first: Hot Swap runs the scripts of a workspace folder.");
-  }
-  const settings = readSettings(folder.uri);
-  const program = options.program || settings.entry || (hint?.scheme === "file" && isFile(hint.fsPath) ? hint.fsPath : "");
-  if (!program) {
-    throw new UserError("open the Python file to run, or set hotswap.entry to the script to run.", [
-      { title: "Set Entry", command: "workbench.action.openSettings", args: ["hotswap.entry"] },
-    ]);
-  }
-  const local = folder.uri.fsPath;
-  const root = realpathSync(local);
-  const inRoot = (file: string): string => {
-    const absolute = path.resolve(local, file);
-    return isInside(absolute, local) || absolute === local ? path.join(root, path.relative(local, absolute)) : absolute;
-  };
-  const spec: LaunchSpec = {
-    root,
-    entry: inRoot(program),
-    args: options.args ?? settings.args,
-    cwd: inRoot(options.cwd || local),
-    env: options.env ?? {},
-    debug,
-    justMyCode: options.justMyCode ?? true,
-  };
-  return { spec, folder, note: unsavedNote(folder, path.resolve(local, program)) };
-}
-
-function isFile(file: string): boolean {
-  try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** A line for the header when the workspace has unsaved files: the saved versions run. */
-function unsavedNote(folder: vscode.WorkspaceFolder, entry: string): string | undefined {
-  const dirty = vscode.workspace.textDocuments.filter(
-    (d) => d.isDirty && d.uri.scheme === "file" && vscode.workspace.getWorkspaceFolder(d.uri) === folder,
-  );
-  if (dirty.length === 0) {
-    return undefined;
-  }
-  const names = dirty.map((d) => vscode.workspace.asRelativePath(d.uri, false));
-  const entryDirty = dirty.some((d) => d.uri.fsPath === entry);
-  return `note: unsaved changes in ${names.slice(0, 3).join(", ")}${names.length > 3 ? "…" : ""} are not sent; ${entryDirty ? "the saved entry runs" : "the saved files run"} (save to include them)`;
 }

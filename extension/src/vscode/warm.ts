@@ -2,8 +2,8 @@
 
 import * as vscode from "vscode";
 import { Backends } from "./backend";
-import { formatBytes, formatParameters } from "./format";
-import type { WarmEntry } from "./protocol";
+import { formatBytes, formatParameters } from "../node/format";
+import type { WarmEntry } from "../node/protocol";
 
 interface WarmItem extends vscode.QuickPickItem {
   key: string;

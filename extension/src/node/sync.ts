@@ -1,6 +1,6 @@
 /**
- * Workspace sync, the client half: scan the saved files, digest them as the daemon does, and
- * send only what changed since the state the daemon last acknowledged (backend/sync_client.py).
+ * Workspace sync, the client half: scan the saved files with the daemon's sync policy, digest
+ * them as the daemon does, and send only what changed since the state it last acknowledged.
  * It reads the disk, so unsaved editors never travel. No vscode here.
  */
 
@@ -9,28 +9,9 @@ import * as fsSync from "node:fs";
 import { promises as fs, readFileSync } from "node:fs";
 import * as path from "node:path";
 import ignore, { Ignore } from "ignore";
-import { Bodies, DaemonError, ReplyType, RequestType, SyncFile } from "./protocol";
+import { Bodies, DaemonError, ReplyType, RequestType, SyncFile, SyncPolicy } from "./protocol";
 import { newId } from "./session";
 
-export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
-export const CHUNK_BYTES = 8 * 1024 * 1024;
-export const DEFAULT_IGNORES = [
-  ".git/",
-  ".hg/",
-  ".svn/",
-  ".hotswap/",
-  ".venv/",
-  "venv/",
-  "__pycache__/",
-  "*.py[co]",
-  "node_modules/",
-  ".mypy_cache/",
-  ".pytest_cache/",
-  ".ruff_cache/",
-  ".tox/",
-  ".nox/",
-  ".ipynb_checkpoints/",
-];
 const MODULUS = 1n << 256n;
 
 export interface FileEntry {
@@ -61,22 +42,35 @@ export function digestOf(files: Iterable<[string, string]>): string {
 
 // -- ignore rules -------------------------------------------------------------------
 
-/** .gitignore (every folder's), .hotswapignore and the defaults, with git's matching. */
+/**
+ * The daemon's sync policy with git's matching: its ignored folder names and file endings, its
+ * ignore files at the root, and its nested ones (.gitignore) in every folder below.
+ */
 export class IgnoreRules {
   private readonly specs: Array<{ base: string; spec: Ignore }> = [];
+  private readonly entered = new Set<string>();
 
-  constructor(readonly root: string) {
-    this.specs.push({ base: "", spec: newSpec(DEFAULT_IGNORES) });
-    this.enter("");
-    this.load("", ".hotswapignore");
+  constructor(
+    readonly root: string,
+    readonly policy: SyncPolicy,
+  ) {
+    policy.ignore_files.forEach((name) => this.load("", name));
+    this.entered.add("");
   }
 
-  /** Read the .gitignore of folder `rel` (relative POSIX path, "" for the root). */
+  /** Read the nested ignore files of folder `rel` (relative POSIX path) once. */
   enter(rel: string): void {
-    this.load(rel, ".gitignore");
+    if (!this.entered.has(rel)) {
+      this.entered.add(rel);
+      this.policy.nested_ignore_files.forEach((name) => this.load(rel, name));
+    }
   }
 
   ignored(rel: string, isDir: boolean): boolean {
+    const name = rel.slice(rel.lastIndexOf("/") + 1);
+    if (isDir ? this.policy.ignored_dirs.includes(name) : this.policy.ignored_suffixes.some((end) => name.endsWith(end))) {
+      return true;
+    }
     for (const { base, spec } of this.specs) {
       if (base && !rel.startsWith(base + "/")) {
         continue;
@@ -98,7 +92,7 @@ export class IgnoreRules {
       if (this.ignored(prefix, isDir)) {
         return true;
       }
-      if (isDir && !this.specs.some((s) => s.base === prefix)) {
+      if (isDir) {
         this.enter(prefix);
       }
     }
@@ -120,18 +114,24 @@ function newSpec(lines: string[]): Ignore {
   return ignore({ ignorecase: false }).add(lines);
 }
 
+/** A folder holding one of the policy's markers (pyvenv.cfg) is a virtualenv. */
+function isVenv(folder: string, policy: SyncPolicy): boolean {
+  return policy.venv_markers.some((marker) => fsSync.existsSync(path.join(folder, marker)));
+}
+
 // -- scanning -----------------------------------------------------------------------
 
 /**
- * Every synced file under `root`: relative POSIX path → size, mtime, sha256. A file whose
- * size and mtime match `previous` keeps its hash without being read.
+ * Every file under `root` that `policy` syncs: relative POSIX path → size, mtime, sha256. A
+ * file whose size and mtime match `previous` keeps its hash without being read.
  */
 export async function scan(
   root: string,
+  policy: SyncPolicy,
   previous: Map<string, FileEntry> = new Map(),
-  maxFileBytes = DEFAULT_MAX_FILE_BYTES,
 ): Promise<{ files: Map<string, FileEntry>; skipped: Skipped[] }> {
-  const rules = new IgnoreRules(root);
+  const maxFileBytes = policy.max_file_bytes;
+  const rules = new IgnoreRules(root, policy);
   const files = new Map<string, FileEntry>();
   const skipped: Skipped[] = [];
   for (const [rel, st] of walk(root, "", rules, skipped)) {
@@ -179,7 +179,7 @@ function* walk(
   for (const entry of entries) {
     const child = rel ? `${rel}/${entry.name}` : entry.name;
     if (entry.isDirectory()) {
-      if (!rules.ignored(child, true) && !fsSync.existsSync(path.join(root, child, "pyvenv.cfg"))) {
+      if (!rules.ignored(child, true) && !isVenv(path.join(root, child), rules.policy)) {
         yield* walk(root, child, rules, skipped);
       }
     } else if (entry.isFile() && !rules.ignored(child, false)) {
@@ -189,8 +189,23 @@ function* walk(
         // vanished between readdir and stat: not part of this state
       }
     } else if (entry.isSymbolicLink() && !rules.ignored(child, false)) {
-      skipped.push({ path: child, reason: "a symbolic link (not synced)" });
+      const target = rules.policy.sync_symlinks ? linkedFile(path.join(root, child)) : undefined;
+      if (target === undefined) {
+        skipped.push({ path: child, reason: "a symbolic link (not synced)" });
+      } else {
+        yield [child, target];
+      }
     }
+  }
+}
+
+/** What a symbolic link leads to, if that is a file (a policy with sync_symlinks syncs it). */
+function linkedFile(link: string): import("node:fs").BigIntStats | undefined {
+  try {
+    const st = fsSync.statSync(link, { bigint: true });
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -209,8 +224,8 @@ export function planDiff(files: Map<string, FileEntry>, acked: Map<string, strin
   return [changed, deleted];
 }
 
-/** Group paths into chunks of at most CHUNK_BYTES (a bigger file travels alone). */
-export function chunkPaths(paths: string[], files: Map<string, FileEntry>, limit = CHUNK_BYTES): string[][] {
+/** Group paths into chunks of at most `limit` bytes (a bigger file travels alone). */
+export function chunkPaths(paths: string[], files: Map<string, FileEntry>, limit: number): string[][] {
   const chunks: string[][] = [];
   let chunk: string[] = [];
   let size = 0;
@@ -228,19 +243,6 @@ export function chunkPaths(paths: string[], files: Map<string, FileEntry>, limit
     chunks.push(chunk);
   }
   return chunks;
-}
-
-/** `[tool.hotswap] max_file_mb` of the workspace's pyproject.toml, in bytes. */
-export function maxFileBytesOf(root: string): number {
-  let text: string;
-  try {
-    text = readFileSync(path.join(root, "pyproject.toml"), "utf8");
-  } catch {
-    return DEFAULT_MAX_FILE_BYTES;
-  }
-  const table = /^\[tool\.hotswap\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(text)?.[1] ?? "";
-  const value = /^\s*max_file_mb\s*=\s*([0-9.]+)/m.exec(table)?.[1];
-  return value === undefined ? DEFAULT_MAX_FILE_BYTES : Math.floor(Number(value) * 1024 * 1024);
 }
 
 // -- the client's sync --------------------------------------------------------------
@@ -269,14 +271,13 @@ export class WorkspaceSync {
   private acked: Map<string, string> | undefined;
   private state: string | undefined;
   mode = "";
-  /** Where the daemon keeps the files (its mirror, or the folder itself in place). */
-  daemonRoot = "";
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly client: Requester,
     readonly root: string,
-    private readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
+    /** The daemon's, from its hello_reply. */
+    readonly policy: SyncPolicy,
   ) {}
 
   /** Bring the daemon to this workspace's saved state; resolve with that state. */
@@ -287,7 +288,7 @@ export class WorkspaceSync {
   }
 
   private async syncNow(onProgress?: Progress): Promise<SyncResult> {
-    const { files, skipped } = await scan(this.root, this.entries, this.maxFileBytes);
+    const { files, skipped } = await scan(this.root, this.policy, this.entries);
     this.entries = files;
     if (this.acked === undefined || this.state === undefined) {
       await this.fetchManifest();
@@ -322,7 +323,6 @@ export class WorkspaceSync {
     this.acked = new Map(Object.entries(body.files));
     this.state = body.state;
     this.mode = body.mode;
-    this.daemonRoot = body.daemon_root;
   }
 
   private async push(files: Map<string, FileEntry>, onProgress?: Progress): Promise<[string[], string[]]> {
@@ -335,7 +335,7 @@ export class WorkspaceSync {
     const sendData = this.mode !== "in_place";
     const totalBytes = sendData ? changed.reduce((n, p) => n + (files.get(p)?.size ?? 0), 0) : 0;
     const transaction = newId();
-    const chunks = chunkPaths(changed, files);
+    const chunks = chunkPaths(changed, files, this.policy.chunk_bytes);
     if (chunks.length === 0) {
       chunks.push([]);
     }
