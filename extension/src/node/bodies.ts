@@ -27,6 +27,8 @@ export interface RunBody {
   debug?: boolean;
   wait?: boolean;
   just_my_code?: boolean;
+  /** What `entry` names: a script (the default), a module (`python -m`) or code (`python -c`). */
+  entry_kind?: "path" | "module" | "code";
 }
 
 export interface ManifestBody {

@@ -29,6 +29,7 @@ export const MESSAGE_TYPES = {
       debug: { types: ["bool"], required: false, record: null, items: null },
       wait: { types: ["bool"], required: false, record: null, items: null },
       just_my_code: { types: ["bool"], required: false, record: null, items: null },
+      entry_kind: { types: ["str"], required: false, record: null, items: null },
     },
   },
   manifest: {
