@@ -57,6 +57,9 @@ async def language_server(
         workspace_folders=[lsp.WorkspaceFolder(ws.root.as_uri(), "ws")],
         initialization_options=options,
     )
+    refreshes: list[None] = []
+    client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)(lambda ls, params: refreshes.append(None))
+    client.lens_refreshes = refreshes  # type: ignore[attr-defined]
     try:
         await client.initialize_session(params)
         await command(client, "hotswap.status")  # the daemon is up and the server subscribed
@@ -123,6 +126,7 @@ async def test_a_failed_cli_run_shows_at_its_deepest_workspace_frame_until_fixed
         assert related == [(train.as_uri(), 4), (train.as_uri(), 8)]  # main(), then the guard
         titles = await lens_titles(client, train)
         assert titles == ["Run on warm GPU", "Debug", "✗ ValueError · line 3"]
+        assert client.lens_refreshes, "the editor was asked to refresh its lenses"  # type: ignore[attr-defined]
 
         lib.write_text(FIXED_LIB)
         assert (await cli_run(workspace, "train.py")).returncode == 0
@@ -191,8 +195,12 @@ async def test_execute_command_run_warms_an_object_the_hover_then_describes(
 
         tokens = [t for t in client.progress_reports if str(t).startswith("hotswap-first-load")]
         assert tokens, "a first load (no warm objects yet) reports progress"
-        kinds = [type(v).__name__ for v in client.progress_reports[tokens[0]]]
-        assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+        reports = client.progress_reports[tokens[0]]
+        await eventually(
+            lambda: isinstance(reports[-1], lsp.WorkDoneProgressEnd), "the progress never ended"
+        )
+        assert isinstance(reports[0], lsp.WorkDoneProgressBegin)
+        assert "first load of warm_it.py" in reports[0].title
 
         status = await command(client, "hotswap.status")
         assert [w["key"] for w in status["workers"][0]["warm"]] == ["layer"]
