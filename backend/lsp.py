@@ -47,7 +47,8 @@ class HotswapServer(LanguageServer):
         self.loop = asyncio.get_running_loop()
         self.link = DaemonLink(self.root, self._from_thread, self._connected)
         self.link.start()
-        self.link.call(lambda client: None)  # start the daemon now, as the CLI would
+        if self.options.get("startDaemon", True):  # VS Code's extension starts it on first run
+            self.link.call(lambda client: None)  # start the daemon now, as the CLI would
 
     def _from_thread(self, msg: dict[str, Any]) -> None:
         assert self.loop is not None
@@ -167,7 +168,6 @@ def build_server(workspace: str | None = None) -> HotswapServer:
     ls.feature(lsp.TEXT_DOCUMENT_DID_SAVE)(did_save)
     ls.feature(lsp.TEXT_DOCUMENT_CODE_LENS)(code_lens)
     ls.feature(lsp.TEXT_DOCUMENT_HOVER)(hover)
-    ls.commands_.register()
     return ls
 
 
@@ -179,6 +179,8 @@ def initialize(ls: HotswapServer, params: lsp.InitializeParams) -> None:
     ls.book.root = ls.root
     options = params.initialization_options
     ls.options = dict(options) if isinstance(options, dict) else {}
+    if ls.options.get("executeCommands", True):  # VS Code's extension has its own hotswap.*
+        ls.commands_.register()
 
 
 def did_open(ls: HotswapServer, params: lsp.DidOpenTextDocumentParams) -> None:

@@ -61,8 +61,10 @@ async def language_server(
     client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)(lambda ls, params: refreshes.append(None))
     client.lens_refreshes = refreshes  # type: ignore[attr-defined]
     try:
-        await client.initialize_session(params)
-        await command(client, "hotswap.status")  # the daemon is up and the server subscribed
+        result = await client.initialize_session(params)
+        client.capabilities_of_server = result.capabilities  # type: ignore[attr-defined]
+        if (options or {}).get("startDaemon", True):
+            await command(client, "hotswap.status")  # the daemon is up and the server subscribed
         ws.note_daemon()
         yield client
     finally:
@@ -332,3 +334,20 @@ async def test_a_stopped_daemon_stays_stopped_and_the_next_one_is_followed(
             lambda: client.diagnostics.get(lib.as_uri()), "the new daemon's runs went unseen"
         )
         assert train.exists()
+
+
+async def test_as_vscode_starts_it_no_commands_and_no_daemon_until_a_run(
+    workspace: Workspace,
+) -> None:
+    lib = workspace.write("lib.py", LIB)
+    workspace.write("train.py", TRAIN)
+    options = {"executeCommands": False, "startDaemon": False}  # what the extension sends
+    async with language_server(workspace, options) as client:
+        provider = client.capabilities_of_server.execute_command_provider  # type: ignore[attr-defined]
+        assert provider is None or not provider.commands, "VS Code has its own hotswap.* commands"
+        await asyncio.sleep(1.5)
+        assert not (workspace.root / ".hotswap" / "connection.json").exists(), "no daemon yet"
+        assert (await cli_run(workspace, "-c", "pass")).returncode == 0  # the first run starts it
+        await asyncio.sleep(2.5)  # the server finds it within a second
+        assert (await cli_run(workspace, "train.py")).returncode == 1
+        await eventually(lambda: client.diagnostics.get(lib.as_uri()), "the failure went unseen")

@@ -289,6 +289,35 @@ async function cancelLongRun({ waitFor, waitForTerminal, screenshot, log }) {
   await screenshot("long-run-cancelled");
 }
 
+const BROKEN = 'def check(x):\n    raise ValueError(f"bad value {x}")\n\n\nif __name__ == "__main__":\n    check(3)\n';
+
+// The extension starts `hotswap lsp` (vscode-languageclient): a failed run shows in the Problems
+// panel at its failing line, and the entry script gets the server's lenses with the result.
+async function failedRunInProblems({ waitFor, screenshot, log }) {
+  fs.writeFileSync(path.join(workspaceDir(), "broken.py"), BROKEN);
+  const seen = await runIds();
+  const doc = await openInEditor("broken.py");
+  await vscode.commands.executeCommand("hotswap.run");
+  const { run } = await waitForNewRun(waitFor, seen);
+  assert.strictEqual(run.exit_code, 1, "the script failed");
+  const found = await waitFor("the failed run in the Problems panel", () => {
+    const diagnostics = vscode.languages.getDiagnostics(doc.uri).filter((d) => d.source === "hotswap");
+    return diagnostics.length ? diagnostics : null;
+  }, 60000);
+  log(`diagnostics: ${JSON.stringify(found.map((d) => [d.message, d.range.start.line]))}`);
+  assert.strictEqual(found[0].message, "ValueError: bad value 3");
+  assert.strictEqual(found[0].range.start.line, 1, "at the raise, the deepest frame");
+  await vscode.commands.executeCommand("workbench.actions.view.problems");
+  const lenses = await waitFor("the result lens", async () => {
+    const all = await vscode.commands.executeCommand("vscode.executeCodeLensProvider", doc.uri);
+    const titles = (all || []).map((l) => l.command && l.command.title);
+    return titles.includes("✗ ValueError · line 2") ? titles : null;
+  }, 30000);
+  log(`lenses: ${JSON.stringify(lenses)}`);
+  assert.ok(lenses.includes("Run on warm GPU") && lenses.includes("Debug"), "run and debug lenses");
+  await screenshot("failed-run-in-problems-panel");
+}
+
 exports.run = () =>
   runTests([
     { name: "extension activates", required: true, timeout: 60000, fn: activates },
@@ -298,4 +327,5 @@ exports.run = () =>
     { name: "F5 stops at a breakpoint again", timeout: 240000, fn: (h) => debugStopsAtBreakpoint(h, 2) },
     { name: "F9 sets a breakpoint that Debug on Warm GPU stops at", timeout: 240000, fn: f9BreakpointStopsDebugOnWarmGpu },
     { name: "cancel stops a long run with 130", timeout: 180000, fn: cancelLongRun },
+    { name: "a failed run shows in the Problems panel", timeout: 180000, fn: failedRunInProblems },
   ]);
