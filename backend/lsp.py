@@ -212,9 +212,8 @@ def hover(ls: HotswapServer, params: lsp.HoverParams) -> lsp.Hover | None:
     call = warm_call_at(line, position.character)
     if call is None:
         return None
-    key, start, end = call
-    text = warm_hover(key, ls.warm, ls.connected)
-    span = lsp.Range(lsp.Position(position.line, start), lsp.Position(position.line, end))
+    text = warm_hover(call, ls.warm, ls.connected)
+    span = lsp.Range(lsp.Position(position.line, call.start), lsp.Position(position.line, call.end))
     return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, text), span)
 
 

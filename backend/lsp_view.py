@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lsprotocol import types as lsp
 
 from .lsp_runs import RunResult
 
 MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*(['"])__main__\1\s*:""", re.MULTILINE)
-WARM_CALL = re.compile(r"""\bwarm\(\s*(?P<q>['"])(?P<key>[^'"\\]+)(?P=q)""")
+WARM_CALL = re.compile(r"""\bwarm\(\s*(?P<f>[fF]?)(?P<q>['"])(?P<key>[^'"\\]+)(?P=q)""")
+FIELD = re.compile(r"\{[^{}]*\}")
 
 
 def entry_line(source: str, path: Path, configured: set[Path]) -> int | None:
@@ -35,20 +36,39 @@ def code_lenses(uri: str, line: int, result: RunResult | None) -> list[lsp.CodeL
     return [lsp.CodeLens(range=where, command=command) for command in commands]
 
 
-def warm_call_at(line: str, character: int) -> tuple[str, int, int] | None:
-    """The key of the ``warm("key"`` call under the cursor, and the call's span on the line."""
+class WarmCall(NamedTuple):
+    """A ``warm("key", ...)`` call in the source: its key, whether it is an f-string, its span."""
+
+    key: str
+    fstring: bool
+    start: int
+    end: int
+
+    def names(self, key: str) -> bool:
+        """Whether a warm object's ``key`` is the one this call names (an f-string's
+        ``{fields}`` match any text)."""
+        if not self.fstring:
+            return key == self.key
+        parts = FIELD.split(self.key)
+        return re.fullmatch(".+?".join(re.escape(p) for p in parts), key) is not None
+
+
+def warm_call_at(line: str, character: int) -> WarmCall | None:
+    """The ``warm("key"`` call under the cursor, if any."""
     for match in WARM_CALL.finditer(line):
         if match.start() <= character <= match.end():
-            return match["key"], match.start(), match.end()
+            return WarmCall(match["key"], bool(match["f"]), match.start(), match.end())
     return None
 
 
-def warm_hover(key: str, workers: dict[int, list[dict[str, Any]]], connected: bool) -> str:
-    """Markdown for a warm key: where it is warm and what it holds, or that it is not."""
-    title = f'**hotswap.warm("{key}")**'
+def warm_hover(call: WarmCall, workers: dict[int, list[dict[str, Any]]], connected: bool) -> str:
+    """Markdown for a warm call: where its object is warm and what it holds, or that it is not."""
+    title = f'**hotswap.warm({"f" if call.fstring else ""}"{call.key}")**'
     if not connected:
         return f"{title}: no hotswap daemon serves this workspace yet; run a script to start one."
-    held = [(index, w) for index, warm in sorted(workers.items()) for w in warm if w["key"] == key]
+    held = [
+        (index, w) for index, warm in sorted(workers.items()) for w in warm if call.names(w["key"])
+    ]
     if not held:
         return f"{title}: not warm. The next run builds it; the runs after it reuse it."
     parts = []
@@ -63,7 +83,8 @@ def warm_hover(key: str, workers: dict[int, list[dict[str, Any]]], connected: bo
             ("reused", f"{record['hits']} times"),
         ]
         table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-        parts.append(f"{title}: warm on worker {index}\n\n| | |\n|---|---|\n{table}")
+        named = f'**hotswap.warm("{record["key"]}")**'
+        parts.append(f"{named}: warm on worker {index}\n\n| | |\n|---|---|\n{table}")
     return "\n\n".join(parts)
 
 

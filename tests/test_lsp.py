@@ -162,6 +162,8 @@ def build():
 
 layer = hotswap.warm("layer", build)
 print("out", tuple(layer(torch.zeros(1, 4)).shape))
+SIZE = 5
+bias = hotswap.warm(f"bias/{SIZE}", lambda: torch.zeros(SIZE))
 """
 
 
@@ -204,9 +206,14 @@ async def test_execute_command_run_warms_an_object_the_hover_then_describes(
         assert isinstance(reports[0], lsp.WorkDoneProgressBegin)
         assert "first load of warm_it.py" in reports[0].title
 
+        fstring = await hover_text(client, script, 11, 20)  # an f-string key: the one it built
+        assert fstring.startswith('**hotswap.warm("bias/5")**: warm on worker 0'), fstring
+        assert "| parameters | 5 |" in fstring and "| memory | 20 B |" in fstring
+
         status = await command(client, "hotswap.status")
-        assert [w["key"] for w in status["workers"][0]["warm"]] == ["layer"]
-        assert (await command(client, "hotswap.release"))["released"] == ["layer"]
+        assert sorted(w["key"] for w in status["workers"][0]["warm"]) == ["bias/5", "layer"]
+        released = (await command(client, "hotswap.release", ["layer"]))["released"]
+        assert released == ["layer"]
 
 
 async def _warm_hover(client: LanguageClient, script: Path) -> str:
