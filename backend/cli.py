@@ -239,6 +239,12 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lsp(ns: argparse.Namespace) -> int:
+    from .lsp import main as serve_lsp  # pygls loads only for this command
+
+    return serve_lsp(ns.workspace)
+
+
 # -- entry ------------------------------------------------------------------------------
 
 
@@ -302,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop = add("stop", "stop the workspace's daemon (warm objects are released)")
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds before killing it")
     stop.set_defaults(func=cmd_stop)
+
+    lsp = add("lsp", "the language server for any editor (LSP on stdin/stdout)", remote=False)
+    lsp.set_defaults(func=cmd_lsp)
     return parser
 
 

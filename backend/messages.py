@@ -124,7 +124,8 @@ RECORDS: dict[str, dict[str, Field]] = {
 
 MESSAGE_TYPES: dict[str, MessageSpec] = {
     # -- requests from clients ----------------------------------------------------
-    "hello": _spec("request", protocol_version=_f(str), client=_f(str)),
+    # subscribe: also receive run_started and run_finished of every other client's runs
+    "hello": _spec("request", protocol_version=_f(str), client=_f(str), subscribe=_opt(bool)),
     "run": _spec(
         "request",
         entry=_f(str),
@@ -195,6 +196,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         worker_pid=_f(int),
         warm_keys=_f(list),
         path_mappings=_items("path_mapping"),
+        cwd=_opt(str),  # the run's cwd, in the daemon's terms (map it with path_mappings)
+        entry_kind=_opt(str),
     ),
     "stream": _spec("event", run_id=_f(str), stream=_f(str), seq=_f(int), data=_f(bytes)),
     "run_finished": _spec(

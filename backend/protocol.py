@@ -23,7 +23,19 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 INTERRUPTED_EXIT = 130
 """Exit code of a run ended by an interrupt (cancel, Ctrl-C): 128 + SIGINT, as a shell shows."""
 
-FEATURES = ["run", "cancel", "stdin", "status", "stop", "release", "queue", "warm", "sync", "debug"]
+FEATURES = [
+    "run",
+    "cancel",
+    "stdin",
+    "status",
+    "stop",
+    "release",
+    "queue",
+    "warm",
+    "sync",
+    "debug",
+    "subscribe",
+]
 RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded"]
 STREAMS = ["stdout", "stderr"]
 ENTRY_KINDS = ["path", "module", "code"]

@@ -91,6 +91,7 @@ class RunQueue:
         self.pending: deque[Run] = deque()
         self.live: dict[str, Run] = {}
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
+        self.subscribers: set[bytes] = set()  # clients that see every run's start and finish
 
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
@@ -195,6 +196,8 @@ class RunQueue:
                 "worker_pid": worker.pid,
                 "warm_keys": warm_keys,
                 "path_mappings": run.path_mappings,
+                "cwd": run.body["cwd"],
+                "entry_kind": run.body["entry_kind"],
             },
         )
         self._flush_early_output(run)
@@ -249,7 +252,11 @@ class RunQueue:
         log.info("run %s %s: exit %d %s", run.run_id, reason, exit_code, message)
 
     def _event(self, run: Run, msg_type: str, body: dict[str, Any]) -> None:
-        self.send(run.client, make_message(msg_type, body))
+        msg = make_message(msg_type, body)
+        self.send(run.client, msg)
+        if msg_type in ("run_started", "run_finished"):
+            for client in self.subscribers - {run.client}:
+                self.send(client, msg)
 
     def describe(self) -> list[dict[str, Any]]:
         return [r.describe() for r in (*self.recent, *self.active())]

@@ -65,3 +65,27 @@ def test_a_worker_process_loads_no_sync_module() -> None:
     loaded = set(json.loads(out))
     assert "hotswap.runner.execute" in loaded
     assert not {"hotswap.sync", "hotswap.sync_daemon", "hotswap.server"} & loaded
+
+
+LSP_MODULES = sorted(BACKEND.glob("lsp*.py"))
+
+
+@pytest.mark.parametrize("path", LSP_MODULES, ids=lambda p: p.name)
+def test_the_language_server_is_a_client_not_a_daemon(path: Path) -> None:
+    """It reaches the daemon through the protocol, never through the daemon's rooms."""
+    rooms = {"server", "runs", "workers", "worker_process", "sync_daemon", "warm"}
+    imported = runtime_imports(path)
+    assert not {m for m in imported if m in rooms or m.split(".")[0] == "runner"}, imported
+
+
+def test_the_language_server_loads_no_torch_nor_daemon() -> None:
+    code = (
+        "import json, sys\nimport hotswap.lsp\nhotswap.lsp.build_server()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    loaded = set(json.loads(out))
+    assert "pygls" in loaded and "hotswap.lsp_daemon" in loaded
+    assert not {"torch", "transformers", "hotswap.server", "hotswap.runner"} & loaded

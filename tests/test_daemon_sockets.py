@@ -553,6 +553,28 @@ def test_two_clients_get_only_their_own_run_events(live: LiveDaemon) -> None:
         assert leaked == []
 
 
+def test_a_subscribed_client_sees_the_start_and_finish_of_every_run(live: LiveDaemon) -> None:
+    (live.workspace / "theirs.py").write_text("print('theirs')\n")
+    with (
+        contextlib.closing(live.client("cli")) as cli,
+        contextlib.closing(live.client("editor")) as editor,
+    ):
+        check_incoming_reply(editor.request("hello", {**hello_body(), "subscribe": True}))
+        run_id = cli.request("run", run_body(live, "theirs.py"))["body"]["run_id"]
+        assert collect_run(cli, run_id)[-1]["body"]["exit_code"] == 0
+        seen = [m["type"] for m in collect_run(editor, run_id)]
+        assert seen == ["run_started", "run_finished"], "no output: only the run's outline"
+
+
+def test_run_started_names_the_runs_cwd_and_entry_kind(
+    live: LiveDaemon, client: DaemonClient
+) -> None:
+    (live.workspace / "where.py").write_text("pass\n")
+    run_id = client.request("run", run_body(live, "where.py"))["body"]["run_id"]
+    started = collect_run(client, run_id)[0]["body"]
+    assert started["cwd"] == str(live.workspace) and started["entry_kind"] == "path"
+
+
 def test_worker_process_is_a_real_child(live: LiveDaemon) -> None:
     worker = live.daemon.workers[0]
     assert worker.pid != os.getpid() and worker.proc.poll() is None

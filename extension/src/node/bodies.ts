@@ -12,6 +12,8 @@ export type * from "./records";
 export interface HelloBody {
   protocol_version: string;
   client: string;
+  /** Also receive run_started and run_finished of every other client's runs. */
+  subscribe?: boolean;
 }
 
 export interface RunBody {
@@ -134,6 +136,9 @@ export interface RunStartedBody {
   warm_keys: string[];
   /** How the daemon's paths map to the client's, for this run (the daemon maps, once). */
   path_mappings: PathMapping[];
+  /** The run's cwd in the daemon's terms, so a subscriber knows which file it runs. */
+  cwd?: string;
+  entry_kind?: "path" | "module" | "code";
 }
 
 export interface StreamBody {

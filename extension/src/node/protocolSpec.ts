@@ -13,6 +13,7 @@ export const MESSAGE_TYPES = {
     fields: {
       protocol_version: { types: ["str"], required: true, record: null, items: null },
       client: { types: ["str"], required: true, record: null, items: null },
+      subscribe: { types: ["bool"], required: false, record: null, items: null },
     },
   },
   run: {
@@ -165,6 +166,8 @@ export const MESSAGE_TYPES = {
       worker_pid: { types: ["int"], required: true, record: null, items: null },
       warm_keys: { types: ["list"], required: true, record: null, items: null },
       path_mappings: { types: ["list"], required: true, record: null, items: "path_mapping" },
+      cwd: { types: ["str"], required: false, record: null, items: null },
+      entry_kind: { types: ["str"], required: false, record: null, items: null },
     },
   },
   stream: {

@@ -8,6 +8,7 @@ import { Backends, restartBackend, showBackendLog } from "./backend";
 import { HotSwapDebugging } from "./debug";
 import { guard, guarded } from "./errors";
 import { RerunOnSave } from "./rerunOnSave";
+import { LanguageServers } from "./languageServer";
 import { resolveLaunch } from "./launchTarget";
 import { RunController } from "./run";
 import { readSettings, toggleRunOnSave } from "./settings";
@@ -34,6 +35,7 @@ export function activate(context: vscode.ExtensionContext): void {
     runs,
     debugging,
     new RerunOnSave(runs, log),
+    new LanguageServers(backends, log),
     vscode.window.registerTerminalLinkProvider(new TracebackLinkProvider(terminal, () => runs.linkContext())),
     command("hotswap.run", "Run on Warm GPU", (uri?: vscode.Uri) => runs.start(resolveLaunch(asUri(uri), {}, false))),
     command("hotswap.debug", "Debug on Warm GPU", (uri?: vscode.Uri) => debugging.debugCommand(asUri(uri))),

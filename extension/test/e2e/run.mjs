@@ -276,6 +276,12 @@ async function answer(page, kind, body, artifacts) {
   if (kind === "terminal") {
     return { text: await page.evaluate(visibleTerminalText) };
   }
+  if (kind === "press") {
+    // A real key press in the page, as a user's keyboard sends it (F9 in the editor, ...).
+    await page.bringToFront();
+    await page.keyboard.press(body.key);
+    return {};
+  }
   return { error: `unknown request ${kind}` };
 }
 

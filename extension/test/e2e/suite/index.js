@@ -224,6 +224,47 @@ async function debugStopsAtBreakpoint({ waitFor, within, screenshot, log }, roun
   }
 }
 
+/** The breakpoint VS Code holds on `line` of `doc`, if any. */
+function breakpointAt(doc, line) {
+  return vscode.debug.breakpoints.find((b) => b instanceof vscode.SourceBreakpoint
+    && b.location.uri.fsPath === doc.uri.fsPath && b.location.range.start.line === line);
+}
+
+// A user without the Python extension: F9 on a line (the keyboard, not the API) sets a breakpoint
+// because the extension contributes breakpoints for Python, and "Debug on Warm GPU" stops there.
+async function f9BreakpointStopsDebugOnWarmGpu({ waitFor, within, screenshot, log, press }) {
+  const seen = await runIds();
+  const doc = await openInEditor("train.py");
+  const line = lineOf(doc, "final = train(args, model)");
+  const editor = vscode.window.activeTextEditor;
+  editor.selection = new vscode.Selection(line, 0, line, 0);
+  editor.revealRange(new vscode.Range(line, 0, line, 0), vscode.TextEditorRevealType.InCenter);
+  assert.ok(!breakpointAt(doc, line), "no breakpoint there before F9");
+  await vscode.commands.executeCommand("workbench.action.focusActiveEditorGroup");
+  await press("F9");
+  const breakpoint = await waitFor("F9 to set a breakpoint", () => breakpointAt(doc, line), 15000);
+  await screenshot("f9-breakpoint-set");
+  try {
+    const stopped = nextStop();
+    const ended = sessionsEnded();
+    await vscode.commands.executeCommand("hotswap.debug"); // "Debug on Warm GPU"
+    const stop = await within(stopped, 180000, "Debug on Warm GPU to stop at the F9 breakpoint");
+    log(`Debug on Warm GPU stopped at ${stop.file}:${stop.line}`);
+    await screenshot("debug-on-warm-gpu-stopped-at-f9-breakpoint");
+    assert.strictEqual(stop.line, line + 1, "stopped on the line F9 marked");
+    assert.ok(stop.file && stop.file.endsWith("train.py"), `stopped in train.py, not ${stop.file}`);
+    await stop.session.customRequest("continue", { threadId: stop.threadId });
+    await within(ended, 120000, "the debug session to end");
+    const { run } = await waitForNewRun(waitFor, seen);
+    assert.strictEqual(run.exit_code, 0, "the debugged run exited with 0 after continuing");
+  } finally {
+    vscode.debug.removeBreakpoints([breakpoint]);
+    if (vscode.debug.activeDebugSession) {
+      await vscode.debug.stopDebugging();
+    }
+  }
+}
+
 async function cancelLongRun({ waitFor, waitForTerminal, screenshot, log }) {
   fs.writeFileSync(path.join(workspaceDir(), "sleepy.py"), SLEEPY);
   const seen = await runIds();
@@ -248,6 +289,35 @@ async function cancelLongRun({ waitFor, waitForTerminal, screenshot, log }) {
   await screenshot("long-run-cancelled");
 }
 
+const BROKEN = 'def check(x):\n    raise ValueError(f"bad value {x}")\n\n\nif __name__ == "__main__":\n    check(3)\n';
+
+// The extension starts `hotswap lsp` (vscode-languageclient): a failed run shows in the Problems
+// panel at its failing line, and the entry script gets the server's lenses with the result.
+async function failedRunInProblems({ waitFor, screenshot, log }) {
+  fs.writeFileSync(path.join(workspaceDir(), "broken.py"), BROKEN);
+  const seen = await runIds();
+  const doc = await openInEditor("broken.py");
+  await vscode.commands.executeCommand("hotswap.run");
+  const { run } = await waitForNewRun(waitFor, seen);
+  assert.strictEqual(run.exit_code, 1, "the script failed");
+  const found = await waitFor("the failed run in the Problems panel", () => {
+    const diagnostics = vscode.languages.getDiagnostics(doc.uri).filter((d) => d.source === "hotswap");
+    return diagnostics.length ? diagnostics : null;
+  }, 60000);
+  log(`diagnostics: ${JSON.stringify(found.map((d) => [d.message, d.range.start.line]))}`);
+  assert.strictEqual(found[0].message, "ValueError: bad value 3");
+  assert.strictEqual(found[0].range.start.line, 1, "at the raise, the deepest frame");
+  await vscode.commands.executeCommand("workbench.actions.view.problems");
+  const lenses = await waitFor("the result lens", async () => {
+    const all = await vscode.commands.executeCommand("vscode.executeCodeLensProvider", doc.uri);
+    const titles = (all || []).map((l) => l.command && l.command.title);
+    return titles.includes("✗ ValueError · line 2") ? titles : null;
+  }, 30000);
+  log(`lenses: ${JSON.stringify(lenses)}`);
+  assert.ok(lenses.includes("Run on warm GPU") && lenses.includes("Debug"), "run and debug lenses");
+  await screenshot("failed-run-in-problems-panel");
+}
+
 exports.run = () =>
   runTests([
     { name: "extension activates", required: true, timeout: 60000, fn: activates },
@@ -255,5 +325,7 @@ exports.run = () =>
     { name: "edit and save reruns without reloading the model", timeout: 180000, fn: editAndSaveReruns },
     { name: "F5 stops at a breakpoint", timeout: 240000, fn: (h) => debugStopsAtBreakpoint(h, 1) },
     { name: "F5 stops at a breakpoint again", timeout: 240000, fn: (h) => debugStopsAtBreakpoint(h, 2) },
+    { name: "F9 sets a breakpoint that Debug on Warm GPU stops at", timeout: 240000, fn: f9BreakpointStopsDebugOnWarmGpu },
     { name: "cancel stops a long run with 130", timeout: 180000, fn: cancelLongRun },
+    { name: "a failed run shows in the Problems panel", timeout: 180000, fn: failedRunInProblems },
   ]);

@@ -45,7 +45,8 @@ let requestCount = 0;
 
 /**
  * Ask the harness for something only the browser side can do, and wait for its answer:
- * "screenshot" (of the page as it is now) or "terminal" (the text of the visible terminal).
+ * "screenshot" (of the page as it is now), "terminal" (the text of the visible terminal) or
+ * "press" (a key pressed on the keyboard).
  */
 async function request(kind, body = {}, timeoutMs = 30000) {
   if (!CONTROL) {
@@ -74,6 +75,11 @@ async function screenshot(name) {
   } catch (err) {
     log(`screenshot ${file} not taken: ${err.message}`);
   }
+}
+
+/** Press `key` in the browser (a real keyboard event, not a command): e.g. "F9". */
+async function press(key) {
+  await request("press", { key });
 }
 
 /** The text of the terminal shown in the panel (the rows on screen, as the user sees them). */
@@ -109,7 +115,7 @@ function within(promise, ms, what) {
  * A test marked `required` that fails skips the rest (e.g. the extension did not activate).
  */
 async function runTests(tests) {
-  const helpers = { log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal };
+  const helpers = { log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press };
   const results = [];
   let blocked = null;
   for (const test of tests) {
@@ -143,4 +149,4 @@ async function runTests(tests) {
   return results;
 }
 
-module.exports = { runTests, log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal };
+module.exports = { runTests, log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press };
