@@ -63,6 +63,7 @@ RECORDS: dict[str, dict[str, Field]] = {
         "parameters": _f(int, _NONE),
         "bytes": _f(int),
         "device": _f(str, _NONE),
+        "dtype": _f(str, _NONE),  # of its parameters (a tensor's own), "mixed" when they differ
         "build_seconds": _f(int, float),
         "hits": _f(int),
         "reset": _f(str),  # "pristine" (put back before every run) or "keep"

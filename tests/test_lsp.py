@@ -195,6 +195,7 @@ async def test_execute_command_run_warms_an_object_the_hover_then_describes(
         assert "warm on worker 0" in text
         assert "`torch.nn.modules.linear.Linear`" in text
         assert "| parameters | 15 |" in text and "| device | cpu |" in text
+        assert "| dtype | torch.float32 |" in text
         assert "| memory | 60 B |" in text  # 15 float32
 
         tokens = [t for t in client.progress_reports if str(t).startswith("hotswap-first-load")]

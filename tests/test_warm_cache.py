@@ -304,7 +304,7 @@ def test_describe_a_torch_module() -> None:
     assert entry["type"] == "torch.nn.modules.linear.Linear"
     assert entry["parameters"] == 55
     assert entry["bytes"] == 220  # 55 float32 values
-    assert entry["device"] == "cpu"
+    assert entry["device"] == "cpu" and entry["dtype"] == "torch.float32"
     assert entry["hits"] == 0 and entry["build_seconds"] >= 0
     cache.get_or_build("linear", lambda: torch.nn.Linear(10, 5))
     assert cache.describe()[0]["hits"] == 1
@@ -326,6 +326,15 @@ def test_describe_a_tuple_sums_its_tensors() -> None:
     assert (models["parameters"], models["bytes"], models["device"]) == (67, 268, "cpu")
     tensors = described["tensors"]
     assert (tensors["parameters"], tensors["bytes"], tensors["device"]) == (12, 96, "cpu")
+    assert tensors["dtype"] == "torch.float64"
+
+
+def test_describe_names_mixed_dtypes() -> None:
+    torch = pytest.importorskip("torch")
+    cache = WarmCache()
+    cache.get_or_build("two", lambda: (torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).half()))
+    [entry] = cache.describe()
+    assert entry["dtype"] == "mixed" and entry["device"] == "cpu"
 
 
 def test_describe_a_plain_object_has_no_parameters() -> None:
@@ -333,6 +342,7 @@ def test_describe_a_plain_object_has_no_parameters() -> None:
     cache.get_or_build("vocab", lambda: {"a": 1})
     [entry] = cache.describe()
     assert entry["parameters"] is None and entry["device"] is None and entry["bytes"] > 0
+    assert entry["dtype"] is None
 
 
 # -- the public hotswap.warm API -------------------------------------------------------

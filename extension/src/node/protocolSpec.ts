@@ -250,6 +250,7 @@ export const RECORDS = {
     parameters: { types: ["int", "none"], required: true, record: null, items: null },
     bytes: { types: ["int"], required: true, record: null, items: null },
     device: { types: ["str", "none"], required: true, record: null, items: null },
+    dtype: { types: ["str", "none"], required: true, record: null, items: null },
     build_seconds: { types: ["int", "float"], required: true, record: null, items: null },
     hits: { types: ["int"], required: true, record: null, items: null },
     reset: { types: ["str"], required: true, record: null, items: null },

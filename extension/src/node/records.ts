@@ -24,6 +24,8 @@ export interface WarmEntry {
   parameters: number | null;
   bytes: number;
   device: string | null;
+  /** Of its parameters (a tensor's own); "mixed" when they differ. */
+  dtype: string | null;
   build_seconds: number;
   hits: number;
   /** "pristine" (put back before every run) or "keep". */

@@ -31,7 +31,7 @@ test("stream bytes become terminal text: newlines as CRLF, characters split acro
 });
 
 test("warm objects are summed for the status bar", () => {
-  const entry = { key: "m", type: "GPT2", parameters: 1, device: "cpu", bytes: 1536 * 1024 * 1024, build_seconds: 1, hits: 0, reset: "pristine", snapshot_bytes: 0 };
+  const entry = { key: "m", type: "GPT2", parameters: 1, device: "cpu", dtype: "torch.float32", bytes: 1536 * 1024 * 1024, build_seconds: 1, hits: 0, reset: "pristine", snapshot_bytes: 0 };
   assert.equal(describeWarm([entry, { ...entry, key: "n", bytes: 512 * 1024 * 1024 }]), "2 warm · 2.0 GiB");
   assert.equal(describeWarm([]), "");
   assert.equal(formatBytes(512), "512 B");

@@ -81,7 +81,7 @@ test("validate checks bodies as Python does: a flag is not a count, a count is w
   assert.equal(ename([1, 2]), "malformed");
 });
 
-const WARM = { key: "m", type: "GPT2", parameters: 10, bytes: 40, device: null, build_seconds: 1.5, hits: 2, reset: "pristine", snapshot_bytes: 0 };
+const WARM = { key: "m", type: "GPT2", parameters: 10, bytes: 40, device: null, dtype: null, build_seconds: 1.5, hits: 2, reset: "pristine", snapshot_bytes: 0 };
 const FINISHED = {
   run_id: "r",
   exit_code: 1,
