@@ -64,15 +64,21 @@ def _raise_client_signal(signum: int, frame: object) -> None:
     raise ClientSignal(signum)
 
 
+CANCEL_WAIT = 15.0  # after a first Ctrl-C: how long the run may take to report its end
+
+
 def follow_run(client: DaemonClient, run_id: str) -> int:
-    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel."""
+    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel.
+
+    A first Ctrl-C cancels the run and ends this command once the run reports its end, or
+    after CANCEL_WAIT at the latest; a second one leaves at once."""
     import zmq
 
     stdin = StdinForwarder()
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
     poller.register(stdin.wake_r, zmq.POLLIN)
-    cancelled = False
+    give_up: float | None = None
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_client_signal)
     while True:
@@ -80,21 +86,25 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
             exit_code = _pump(client, run_id, poller, stdin)
             if exit_code is not None:
                 return exit_code
+            client.check_alive()
+            if give_up is not None and time.monotonic() > give_up:
+                err(f"the run did not report its end within {CANCEL_WAIT:g}s of the cancel")
+                return INTERRUPTED_EXIT
         except ClientSignal as sig:  # closed terminal, kill: the run must not go on alone
             client.send("cancel", {"run_id": run_id})
             client.close()
             client.ctx.term()  # waits until the cancel is on the wire (LINGER)
             return 128 + sig.signum
         except KeyboardInterrupt:
-            if cancelled:
+            if give_up is not None:
                 err("interrupted again; leaving the run to be cancelled by the daemon")
                 return INTERRUPTED_EXIT
-            cancelled = True
+            give_up = time.monotonic() + CANCEL_WAIT
             client.send("cancel", {"run_id": run_id})
 
 
 def _pump(client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder) -> int | None:
-    ready = dict(poller.poll(1000)) if not client.backlog else {client.socket: 1}
+    ready = dict(poller.poll(500)) if not client.backlog else {client.socket: 1}
     if stdin.wake_r in ready:
         os.read(stdin.wake_r, 4096)
         while not stdin.chunks.empty():

@@ -19,9 +19,11 @@ from typing import Any
 import zmq
 
 from . import __version__
+from .client_watch import ClientWatch, warm_probe
+from .daemon_sockets import bind_router
+from .orphans import end_orphans
 from .protocol import (
     FEATURES,
-    MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     InternalError,
@@ -87,24 +89,13 @@ class Daemon:
     def start(self) -> None:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
-        self.client_socket, self.address = self._router(self.bind)
-        self.worker_socket, self.workers.spec.address = self._router("tcp://127.0.0.1")
+        end_orphans(self.workspace)  # a killed predecessor's workers must not keep the GPU
+        self.client_socket, self.address = bind_router(self.ctx, self.bind)
+        self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
+        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, "tcp://127.0.0.1")
         self.workers.start()
         write_connection(self.workspace, self.address, self.key, self.started)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)
-
-    def _router(self, bind: str) -> tuple[zmq.Socket[bytes], str]:
-        """A bound ROUTER socket and its endpoint."""
-        sock: zmq.Socket[bytes] = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.SNDHWM, 0)  # never drop output for a slow client
-        sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
-        if bind.startswith("tcp://") and bind.count(":") == 1:
-            sock.bind_to_random_port(bind)
-        else:
-            sock.bind(bind)
-        return sock, str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def serve_forever(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -123,6 +114,7 @@ class Daemon:
     def _close(self) -> None:
         self.syncer.save_records()
         remove_connection(self.workspace)
+        self.watch.close()
         self.client_socket.close(linger=500)
         self.worker_socket.close(linger=0)
         self.ctx.term()
@@ -144,6 +136,7 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(self.client_socket, zmq.POLLIN)
         poller.register(self.worker_socket, zmq.POLLIN)
+        poller.register(self.watch.monitor, zmq.POLLIN)
         watched = self.workers.output_fds()
         for fd in watched:
             poller.register(fd, zmq.POLLIN)
@@ -155,8 +148,9 @@ class Daemon:
             self._drain(self.worker_socket, self._on_worker_frames)
         if self.client_socket in ready:
             self._drain(self.client_socket, self._on_client_frames)
-        self.workers.reap()
         now = time.time()
+        self.watch.tick(now, [run.client for run in self.runs.active()])
+        self.workers.reap()
         self.workers.check_timers(now, self.config.cancel_timeout, self.stop_deadline)
         if now - self.records_saved > 1.0:
             self.syncer.save_records()

@@ -142,6 +142,8 @@ def spawn_worker(index: int, spec: WorkerSpec, log: Any) -> WorkerProcess:
         str(index),
         "--workspace",
         str(spec.workspace),
+        "--daemon-pid",
+        str(os.getpid()),
     ]
     if spec.prewarm is not None:
         argv += ["--prewarm", str(spec.prewarm)]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .orphans import record_workers
 from .protocol import INTERRUPTED_EXIT, make_message
 from .worker_process import WorkerProcess, WorkerSpec, describe_death, exit_code_of, spawn_worker
 
@@ -61,7 +62,12 @@ class Workers:
     def spawn(self, index: int) -> WorkerProcess:
         worker = spawn_worker(index, self.spec, log)
         self.by_index[index] = worker
+        self.record()
         return worker
+
+    def record(self) -> None:
+        """Keep .hotswap/workers.json current: a daemon after a crash ends what is listed."""
+        record_workers(self.spec.workspace, [w.pid for w in self])
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -195,6 +201,7 @@ class Workers:
         self.drain_output(worker)
         worker.close()
         del self.by_index[worker.index]
+        self.record()
         lost = [entry["key"] for entry in worker.warm]
         death = worker.kill_requested or describe_death(returncode)
         stopped = worker.pending_shutdown and self.stopping
