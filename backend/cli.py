@@ -22,10 +22,19 @@ from .client import (
     live_client,
     remote_client,
 )
+from .curve import (
+    CurveError,
+    check_bind,
+    keys_dir,
+    list_key_pairs,
+    load_key_pair,
+    make_key_pair,
+    public_key,
+)
 from .entry import EntryError, python_command
 from .protocol import INTERRUPTED_EXIT, ProtocolError, new_id
 from .sync_client import sync_then_run
-from .workspace import Config, find_workspace, pid_alive
+from .workspace import Config, WorkspaceMissing, find_workspace, pid_alive
 
 # -- run --------------------------------------------------------------------------------
 
@@ -235,17 +244,50 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     mirror = Path(ns.mirror).expanduser().resolve() if ns.mirror else None
-    workspace = find_workspace(ns.workspace or (str(mirror) if mirror else None))
-    if mirror is not None:
+    if mirror is not None:  # the mirror is ours to make; a workspace is the user's
         mirror.mkdir(parents=True, exist_ok=True)
+    workspace = find_workspace(ns.workspace or (str(mirror) if mirror else None))
     try:
         config = Config.load(workspace)
     except ValueError as exc:
         err(str(exc))
         return 2
-    daemon = Daemon(workspace, config, bind=ns.bind, mirror=mirror)
+    try:
+        curve = _curve_of(ns)
+    except CurveError as exc:
+        err(str(exc))
+        return 2
+    daemon = Daemon(workspace, config, bind=ns.bind, mirror=mirror, curve=curve)
     daemon.start()
     daemon.serve_forever()
+    return 0
+
+
+def _curve_of(ns: argparse.Namespace) -> tuple[dict[str, str], list[str]] | None:
+    """The server key pair and allowed client keys of ``serve``; refuses a bind that other
+    hosts can reach without them."""
+    check_bind(ns.bind, ns.curve, ns.allow)
+    if not ns.curve:
+        return None
+    if not ns.allow:
+        raise CurveError("--curve needs at least one --allow CLIENT_PUBLIC_KEY (or pair name)")
+    return load_key_pair(ns.curve), [public_key(key) for key in ns.allow]
+
+
+def cmd_keys(ns: argparse.Namespace) -> int:
+    try:
+        if ns.action == "new":
+            pair = make_key_pair(ns.name)
+            print(f"{ns.name}: public key {pair['public']} (stored in {keys_dir()}, mode 0600)")
+            return 0
+    except CurveError as exc:
+        err(str(exc))
+        return 2
+    pairs = list_key_pairs()
+    for name, public in pairs:
+        print(f"{name}\t{public}")
+    if not pairs:
+        print(f"no key pairs in {keys_dir()}; make one with `hotswap keys new NAME`")
     return 0
 
 
@@ -298,7 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
     )
+    serve.add_argument(
+        "--curve", metavar="NAME", help="CURVE key pair of the daemon (hotswap keys)"
+    )
+    serve.add_argument(
+        "--allow",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="a client public key (or stored pair name) allowed to connect with --curve",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="make or list CURVE key pairs for remote daemons")
+    keys.add_argument("action", choices=["new", "list"])
+    keys.add_argument("name", nargs="?", default="client", help="the pair's name (for new)")
+    keys.set_defaults(func=cmd_keys)
 
     status = add("status", "show the daemon, its workers, warm objects and recent runs")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -318,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     except (DaemonError, DaemonUnavailable, ProtocolError) as exc:
         err(str(exc))
         code = 1
+    except WorkspaceMissing as exc:
+        err(str(exc))
+        code = 2
     except KeyboardInterrupt:
         code = INTERRUPTED_EXIT
     except BrokenPipeError:  # `hotswap status | head`: the reader left, as with any tool

@@ -79,6 +79,10 @@ class DaemonClient:
         self.monitor: zmq.Socket[bytes] = self.socket.get_monitor_socket(events)
         self.disconnected_since: float | None = None
         self.checked = 0.0
+        if connection.get("curve_server_key"):  # a daemon reachable from elsewhere
+            from .curve import client_key_pair, make_client
+
+            make_client(self.socket, connection["curve_server_key"], client_key_pair())
         self.socket.connect(connection["address"])
         self.backlog: deque[dict[str, Any]] = deque()
         self.daemon: dict[str, Any] | None = None  # the hello_reply body, once handshaken
@@ -200,6 +204,7 @@ def remote_client(backend: str, timeout: float = 10.0) -> DaemonClient:
                 "connection file, or pass the copied connection file instead"
             )
         connection: dict[str, Any] = {"address": backend, "key": key, "pid": 0}
+        connection["curve_server_key"] = os.environ.get("HOTSWAP_CURVE_SERVER_KEY", "")
     else:
         try:
             connection = read_connection(Path(backend).expanduser())
@@ -268,16 +273,20 @@ def start_daemon(workspace: Path) -> subprocess.Popen[bytes]:
     """``hotswap serve`` in its own session, its output appended to .hotswap/daemon.log."""
     import subprocess
 
-    log_path = state_dir(workspace) / DAEMON_LOG
-    with open(log_path, "ab") as log_file:
+    from .daemon_log import open_log
+
+    log_fd = open_log(workspace)
+    try:
         return subprocess.Popen(
             [sys.executable, "-m", "hotswap", "serve", "--workspace", str(workspace)],
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=str(workspace),
         )
+    finally:
+        os.close(log_fd)
 
 
 def daemon_alive(pid: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
 
 from .protocol import MAX_MESSAGE_BYTES
@@ -13,9 +15,15 @@ HEARTBEAT_IVL_MS = 2000
 HEARTBEAT_TIMEOUT_MS = 6000
 
 
-def bind_router(ctx: zmq.Context[zmq.Socket[bytes]], bind: str) -> tuple[zmq.Socket[bytes], str]:
-    """A bound ROUTER socket and its endpoint."""
+def bind_router(
+    ctx: zmq.Context[zmq.Socket[bytes]], bind: str, curve: dict[str, str] | None = None
+) -> tuple[zmq.Socket[bytes], str]:
+    """A bound ROUTER socket and its endpoint; a CURVE server if given its key pair."""
     sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    if curve is not None:
+        from .curve import make_server
+
+        make_server(sock, curve)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.SNDHWM, 0)  # never drop output for a slow client
     sock.setsockopt(zmq.LINGER, 1000)
@@ -28,3 +36,10 @@ def bind_router(ctx: zmq.Context[zmq.Socket[bytes]], bind: str) -> tuple[zmq.Soc
     else:
         sock.bind(bind)
     return sock, str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
+def start_curve(ctx: zmq.Context[Any], allowed: list[str]) -> Any:
+    """The authenticator that admits the allowed client keys (started before the bind)."""
+    from .curve import start_authenticator
+
+    return start_authenticator(ctx, allowed)

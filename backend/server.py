@@ -20,7 +20,8 @@ import zmq
 
 from . import __version__
 from .client_watch import ClientWatch, warm_probe
-from .daemon_sockets import bind_router
+from .daemon_log import LogRotation, RejectLog
+from .daemon_sockets import bind_router, start_curve
 from .orphans import end_orphans
 from .protocol import (
     FEATURES,
@@ -63,8 +64,9 @@ class Daemon:
         config: Config,
         bind: str = "tcp://127.0.0.1",
         mirror: Path | None = None,
+        curve: tuple[dict[str, str], list[str]] | None = None,  # key pair, allowed clients
     ) -> None:
-        self.workspace = workspace
+        self.workspace, self.curve, self.authenticator = workspace, curve, None
         self.syncer = Syncer(workspace, mirror, config.max_file_bytes)
         self.config = config
         self.bind = bind
@@ -73,6 +75,7 @@ class Daemon:
         self.worker_session = Session(self.key)
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
+        self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
         self.runs = RunQueue(self.send, config.cancel_timeout)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
@@ -90,11 +93,15 @@ class Daemon:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
         end_orphans(self.workspace)  # a killed predecessor's workers must not keep the GPU
-        self.client_socket, self.address = bind_router(self.ctx, self.bind)
+        if self.curve is not None:
+            self.authenticator = start_curve(self.ctx, self.curve[1])
+        pair = self.curve[0] if self.curve else None
+        self.client_socket, self.address = bind_router(self.ctx, self.bind, pair)
         self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
         self.worker_socket, self.workers.spec.address = bind_router(self.ctx, "tcp://127.0.0.1")
         self.workers.start()
-        write_connection(self.workspace, self.address, self.key, self.started)
+        extra = {"curve_server_key": pair["public"]} if pair else {}
+        write_connection(self.workspace, self.address, self.key, self.started, extra)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)
 
     def serve_forever(self) -> None:
@@ -117,6 +124,8 @@ class Daemon:
         self.watch.close()
         self.client_socket.close(linger=500)
         self.worker_socket.close(linger=0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.ctx.term()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -152,6 +161,7 @@ class Daemon:
         self.watch.tick(now, [run.client for run in self.runs.active()])
         self.workers.reap()
         self.workers.check_timers(now, self.config.cancel_timeout, self.stop_deadline)
+        self.log_rotation.check(now)
         if now - self.records_saved > 1.0:
             self.syncer.save_records()
             self.records_saved = now
@@ -206,7 +216,7 @@ class Daemon:
         try:
             msg = self.session.unpack(payload)
         except ProtocolError as exc:
-            log.warning("rejected a message from a client: %s", exc)
+            self.rejects.rejected(exc)
             self.send(identity, error_reply(None, exc))
             return
         self.clients.add(identity)
