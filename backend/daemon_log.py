@@ -33,18 +33,27 @@ class LogRotation:
     `hotswap serve` in a terminal is left alone). Everything written to fd 1 and 2 follows."""
 
     def __init__(self, workspace: Path, cap: int = MAX_LOG_BYTES) -> None:
+        """Also make the log private if it is our stderr: a client that started us (the
+        extension, an older CLI) may have created it with its umask."""
         self.path, self.cap = log_path(workspace), cap
         self.checked = 0.0
+        if self._size() is not None:
+            os.fchmod(2, 0o600)
+
+    def _size(self) -> int | None:
+        """The log's size if this process's stderr writes to it, else None."""
+        try:
+            ours, there = os.fstat(2), self.path.stat()
+        except OSError:
+            return None
+        return ours.st_size if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) else None
 
     def check(self, now: float) -> None:
         if now - self.checked < 1.0:
             return
         self.checked = now
-        try:
-            ours, there = os.fstat(2), self.path.stat()
-        except OSError:
-            return
-        if (ours.st_dev, ours.st_ino) != (there.st_dev, there.st_ino) or ours.st_size < self.cap:
+        size = self._size()
+        if size is None or size < self.cap:
             return
         os.replace(self.path, self.path.with_name(DAEMON_LOG + ".1"))
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import zmq
-from conftest import Workspace, base_env
+from conftest import Workspace, base_env, wait_until
 from hotswap.daemon_log import REJECTS_PER_WINDOW
 from hotswap.daemon_sockets import MAX_FRAME_BYTES
 from hotswap.protocol import MAX_MESSAGE_BYTES
@@ -78,6 +78,23 @@ def test_an_existing_public_log_is_made_private(workspace: Workspace) -> None:
     started(workspace)
     assert log.stat().st_mode & 0o777 == 0o600
     assert log.read_text().startswith("old line\n")
+
+
+def test_a_daemon_makes_the_log_it_writes_to_private(workspace: Workspace) -> None:
+    """As when the extension starts it: stdout and stderr appended to a log its umask made."""
+    log = workspace.root / ".hotswap" / "daemon.log"
+    log.parent.mkdir()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    argv = [sys.executable, "-m", "hotswap", "serve", "--workspace", str(workspace.root)]
+    daemon = subprocess.Popen(argv, stdout=fd, stderr=fd, env=base_env(), start_new_session=True)
+    os.close(fd)
+    workspace.daemon_pids.add(daemon.pid)
+    try:
+        wait_until(lambda: "serving" in log.read_text(), "the daemon did not start")
+        assert log.stat().st_mode & 0o777 == 0o600
+    finally:
+        workspace.stop()
+        daemon.wait(timeout=30)
 
 
 ROTATE = """\
