@@ -93,6 +93,7 @@ def is_loopback(bind: str) -> bool:
 def check_bind(bind: str, server_key: str | None, allowed: list[str]) -> None:
     """Refuse a non-loopback bind without CURVE: run requests carry the whole environment and
     files travel in the clear, and anyone who gets the HMAC key runs code as you."""
+    check_ipc_folder(bind)
     if is_loopback(bind) or (server_key and allowed):
         return
     raise CurveError(
@@ -104,6 +105,21 @@ def check_bind(bind: str, server_key: str | None, allowed: list[str]) -> None:
         "`hotswap keys new laptop` (on the client), then\n"
         f"    hotswap serve --bind {bind} --curve server --allow <laptop's public key>"
     )
+
+
+def check_ipc_folder(bind: str) -> None:
+    """An ipc:// socket is as private as its folder: make it 0700 if it is new, refuse a folder
+    that another user owns or may enter (anyone who can connect gets to try the key)."""
+    if not bind.startswith("ipc://"):
+        return
+    folder = Path(bind[len("ipc://") :]).parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise CurveError(
+            f"refusing to listen on {bind}: its folder {folder} is not yours alone "
+            f"(mode {info.st_mode & 0o777:o}); use a folder of your own with mode 0700"
+        )
 
 
 def make_server(sock: zmq.Socket[bytes], pair: dict[str, str]) -> None:

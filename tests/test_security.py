@@ -125,3 +125,86 @@ def test_debugpy_listens_on_loopback_only() -> None:
         Path(sys.modules["hotswap"].__file__ or "").parent / "runner" / "debug.py"
     ).read_text()
     assert 'debugpy.listen(("127.0.0.1", 0))' in source
+
+
+READ_AS_OTHER = """\
+import sys
+from pathlib import Path
+for name in sys.argv[1:]:
+    try:
+        Path(name).read_bytes()
+        print("read", name)
+    except PermissionError:
+        print("denied", name)
+"""
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # ours may sit in a folder the other user cannot enter
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user")
+@pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason="no /usr/bin/python3")
+def test_a_second_local_user_cannot_read_the_key_the_log_or_the_worker_list(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Run as `nobody` in a workspace every user may enter, as a home folder often is: only
+    the files' own modes keep the key and the run output private."""
+    import pwd
+    import tempfile
+
+    other = pwd.getpwnam("nobody")
+    root = Path(tempfile.mkdtemp(prefix="hotswap-shared-"))
+    root.chmod(0o755)
+    ws = Workspace(root)
+    try:
+        ws.write("hello.py", "print('hello')\n")
+        assert ws.run("hello.py").returncode == 0
+        state = root / ".hotswap"
+        files = [str(state / n) for n in ("connection.json", "daemon.log", "workers.json")]
+        proc = subprocess.run(
+            [SYSTEM_PYTHON, "-c", READ_AS_OTHER, *files],
+            capture_output=True,
+            text=True,
+            user=other.pw_uid,
+            group=other.pw_gid,
+            extra_groups=[],
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+            timeout=60,
+        )
+        assert proc.stdout.split("\n")[:-1] == [f"denied {f}" for f in files], proc
+    finally:
+        ws.stop()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_an_ipc_socket_lives_in_a_folder_of_the_owner_alone(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    refused = workspace.hotswap("serve", "--bind", f"ipc://{shared}/daemon.sock")
+    assert refused.returncode == 2 and "not yours alone" in refused.stderr
+    private = tmp_path / "private" / "run"
+    argv = [HOTSWAP, "serve", "--workspace", str(workspace.root), "--bind"]
+    daemon = subprocess.Popen(
+        [*argv, f"ipc://{private}/daemon.sock"],
+        env=base_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    workspace.daemon_pids.add(daemon.pid)
+    try:
+        wait_until((workspace.root / ".hotswap" / "connection.json").exists, "no connection file")
+        assert workspace.connection()["address"] == f"ipc://{private}/daemon.sock"
+        assert private.stat().st_mode & 0o777 == 0o700
+        workspace.write("hello.py", "print('hello')\n")
+        run = workspace.run("hello.py")
+        assert (run.returncode, run.stdout) == (0, "hello\n"), run.stderr
+    finally:
+        workspace.stop()
+        daemon.wait(timeout=30)
