@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,20 +43,28 @@ def processes(ws: Path) -> tuple[int, int]:
     return int(body["daemon"]["pid"]), int(body["workers"][0]["pid"])
 
 
-def memory(ws: Path) -> int:
-    return sum(rss(pid) for pid in processes(ws))
+def memory(ws: Path) -> tuple[int, int]:
+    daemon, worker = processes(ws)
+    return rss(daemon), rss(worker)
 
 
 def consecutive(ws: Path, count: int) -> dict[str, float]:
+    """Memory after the first tenth of the runs against after the last one."""
     (ws / "hello.py").write_text("print('hello')\n")
     tenth = max(1, count // 10)
-    early = late = 0
+    early = (0, 0)
+    started = time.perf_counter()
     for i in range(count):
         expect(run(ws, "hello.py"), "hello\n", f"run {i}")
         if i == tenth:
             early = memory(ws)
+    seconds = time.perf_counter() - started
     late = memory(ws)
-    return {"runs": count, "drift_bytes": late - early, "drift_pct": 100 * (late - early) / early}
+    result: dict[str, float] = {"runs": count, "ms_per_run": 1000 * seconds / count}
+    for name, before, after in zip(("daemon", "worker"), early, late, strict=True):
+        result[f"{name}_drift_bytes"] = after - before
+        result[f"{name}_drift_pct"] = round(100 * (after - before) / before, 2)
+    return result
 
 
 def concurrent(ws: Path, clients: int) -> dict[str, float]:
