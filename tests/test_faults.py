@@ -152,3 +152,44 @@ def test_a_new_daemon_ends_the_workers_a_killed_one_left(
         for proc in (orphan, bystander):
             proc.kill()
             proc.wait()
+
+
+def test_kill_9_of_the_worker_mid_run(workspace: Workspace) -> None:
+    workspace.write("sleeper.py", SLEEPER)
+    with following(workspace, "sleeper.py") as run:
+        run.wait_for("sleeping")
+        daemon, worker = daemon_and_worker(workspace)
+        os.kill(worker, signal.SIGKILL)
+        assert run.finish(timeout=30) == 128 + signal.SIGKILL
+    assert "SIGKILL" in run.stderr and "restarted the worker" in run.stderr
+    workspace.write("hello.py", "print('hello')\n")
+    proc = workspace.run("hello.py")
+    assert (proc.returncode, proc.stdout) == (0, "hello\n"), proc.stderr
+    new_daemon, new_worker = daemon_and_worker(workspace)
+    assert new_daemon == daemon and new_worker != worker
+    assert workspace_pids(workspace.root) == {daemon, new_worker}
+
+
+TALKER = """\
+import time
+for i in range(100000):
+    print("line", i, flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_a_client_disconnecting_mid_run_gets_its_run_cancelled(workspace: Workspace) -> None:
+    workspace.write("talker.py", TALKER)
+    with following(workspace, "talker.py") as run:
+        run.wait_for("line 3")
+        daemon, worker = daemon_and_worker(workspace)
+        run.proc.kill()
+        run.finish()
+
+    def talker_ended() -> bool:
+        runs = workspace.status()["runs"]
+        return any(r["entry"].endswith("talker.py") and r["state"] == "finished" for r in runs)
+
+    wait_until(talker_ended, "the run of a vanished client went on", 30)
+    assert daemon_and_worker(workspace) == (daemon, worker)
+    assert workspace_pids(workspace.root) == {daemon, worker}
