@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint format bench clean ext ext-test e2e package
+.PHONY: venv demo test lint format bench load fuzz clean ext ext-test e2e package
 
 venv: $(STAMP)
 
@@ -103,6 +103,14 @@ demo: venv
 bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/warm.py
+
+# 1,000 consecutive runs, 20 clients at once, 100 quick saves: no failure, memory drift reported.
+load: venv
+	$(PY) bench/load.py
+
+# tests/test_fuzz.py at 2,500 cases for each of its 5 properties (make test runs 150 of each).
+fuzz: venv
+	HOTSWAP_FUZZ_CASES=2500 $(PY) -m pytest -q -ra tests/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache samples/*/.cache dist extension/wheels

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_output import SyncReport, err, format_status
+from .cli_serve import cmd_keys, cmd_serve
 from .client import (
     DaemonClient,
     DaemonError,
@@ -25,7 +26,7 @@ from .client import (
 from .entry import EntryError, python_command
 from .protocol import INTERRUPTED_EXIT, ProtocolError, new_id
 from .sync_client import sync_then_run
-from .workspace import Config, find_workspace, pid_alive
+from .workspace import WorkspaceMissing, find_workspace, pid_alive
 
 # -- run --------------------------------------------------------------------------------
 
@@ -64,15 +65,21 @@ def _raise_client_signal(signum: int, frame: object) -> None:
     raise ClientSignal(signum)
 
 
+CANCEL_WAIT = 15.0  # after a first Ctrl-C: how long the run may take to report its end
+
+
 def follow_run(client: DaemonClient, run_id: str) -> int:
-    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel."""
+    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel.
+
+    A first Ctrl-C cancels the run and ends this command once the run reports its end, or
+    after CANCEL_WAIT at the latest; a second one leaves at once."""
     import zmq
 
     stdin = StdinForwarder()
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
     poller.register(stdin.wake_r, zmq.POLLIN)
-    cancelled = False
+    give_up: float | None = None
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_client_signal)
     while True:
@@ -80,21 +87,25 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
             exit_code = _pump(client, run_id, poller, stdin)
             if exit_code is not None:
                 return exit_code
+            client.check_alive()
+            if give_up is not None and time.monotonic() > give_up:
+                err(f"the run did not report its end within {CANCEL_WAIT:g}s of the cancel")
+                return INTERRUPTED_EXIT
         except ClientSignal as sig:  # closed terminal, kill: the run must not go on alone
             client.send("cancel", {"run_id": run_id})
             client.close()
             client.ctx.term()  # waits until the cancel is on the wire (LINGER)
             return 128 + sig.signum
         except KeyboardInterrupt:
-            if cancelled:
+            if give_up is not None:
                 err("interrupted again; leaving the run to be cancelled by the daemon")
                 return INTERRUPTED_EXIT
-            cancelled = True
+            give_up = time.monotonic() + CANCEL_WAIT
             client.send("cancel", {"run_id": run_id})
 
 
 def _pump(client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder) -> int | None:
-    ready = dict(poller.poll(1000)) if not client.backlog else {client.socket: 1}
+    ready = dict(poller.poll(500)) if not client.backlog else {client.socket: 1}
     if stdin.wake_r in ready:
         os.read(stdin.wake_r, 4096)
         while not stdin.chunks.empty():
@@ -216,29 +227,6 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(ns: argparse.Namespace) -> int:
-    import logging
-
-    from .server import Daemon
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    mirror = Path(ns.mirror).expanduser().resolve() if ns.mirror else None
-    workspace = find_workspace(ns.workspace or (str(mirror) if mirror else None))
-    if mirror is not None:
-        mirror.mkdir(parents=True, exist_ok=True)
-    try:
-        config = Config.load(workspace)
-    except ValueError as exc:
-        err(str(exc))
-        return 2
-    daemon = Daemon(workspace, config, bind=ns.bind, mirror=mirror)
-    daemon.start()
-    daemon.serve_forever()
-    return 0
-
-
 def cmd_lsp(ns: argparse.Namespace) -> int:
     from .lsp import main as serve_lsp  # pygls loads only for this command
 
@@ -299,7 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
     )
+    serve.add_argument(
+        "--curve", metavar="NAME", help="CURVE key pair of the daemon (hotswap keys)"
+    )
+    serve.add_argument(
+        "--allow",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="a client public key (or stored pair name) allowed to connect with --curve",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="make or list CURVE key pairs for remote daemons")
+    keys.add_argument("action", choices=["new", "list"])
+    keys.add_argument("name", nargs="?", default="client", help="the pair's name (for new)")
+    keys.set_defaults(func=cmd_keys)
 
     status = add("status", "show the daemon, its workers, warm objects and recent runs")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -322,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     except (DaemonError, DaemonUnavailable, ProtocolError) as exc:
         err(str(exc))
         code = 1
+    except WorkspaceMissing as exc:
+        err(str(exc))
+        code = 2
     except KeyboardInterrupt:
         code = INTERRUPTED_EXIT
     except BrokenPipeError:  # `hotswap status | head`: the reader left, as with any tool

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
+import zmq.utils.monitor
 
 from .protocol import PROTOCOL_VERSION, MalformedMessage, VersionMismatch, make_message
 from .session import Session
@@ -46,22 +47,76 @@ class DaemonUnavailable(Exception):
     """No daemon answered in time, or one could not be started."""
 
 
+class DaemonGone(DaemonUnavailable):
+    """The daemon died, or its connection stayed down past DISCONNECT_GRACE."""
+
+
+# ZeroMQ's own heartbeats (ZMTP PING/PONG): a daemon that stops answering (a host gone, a
+# tunnel cut, a stopped process) drops the connection, which the monitor below reports.
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
+HEARTBEAT_TTL_MS = 10000  # tells the daemon to drop us if we go silent that long
+DISCONNECT_GRACE = 5.0  # a connection down this long (no reconnect) means the daemon is gone
+
+
 class DaemonClient:
-    def __init__(self, connection: dict[str, Any], name: str = "hotswap-cli") -> None:
+    def __init__(
+        self, connection: dict[str, Any], name: str = "hotswap-cli", local_pid: int = 0
+    ) -> None:
         self.connection = connection
         self.name = name
+        self.local_pid = local_pid  # the daemon's pid when it runs on this machine, else 0
         self.session = Session(connection["key"])
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.socket: zmq.Socket[bytes] = self.ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.setsockopt(zmq.SNDHWM, 0)
         self.socket.setsockopt(zmq.RCVHWM, 0)
+        self.socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        self.socket.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
+        events = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+        self.monitor: zmq.Socket[bytes] = self.socket.get_monitor_socket(events)
+        self.disconnected_since: float | None = None
+        self.checked = 0.0
+        if connection.get("curve_server_key"):  # a daemon reachable from elsewhere
+            from .curve import client_key_pair, make_client
+
+            make_client(self.socket, connection["curve_server_key"], client_key_pair())
         self.socket.connect(connection["address"])
         self.backlog: deque[dict[str, Any]] = deque()
         self.daemon: dict[str, Any] | None = None  # the hello_reply body, once handshaken
 
     def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.disable_monitor()
+        self.monitor.close(linger=0)
         self.socket.close()
+
+    def check_alive(self) -> None:
+        """Raise DaemonGone if the daemon died (local: its pid) or its connection stayed down."""
+        now = time.monotonic()
+        if now - self.checked < 0.25:
+            return  # a run that floods output must not pay a /proc read per message
+        self.checked = now
+        while self.monitor.poll(0):
+            event = zmq.utils.monitor.recv_monitor_message(self.monitor)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self.disconnected_since = self.disconnected_since or time.monotonic()
+            else:
+                self.disconnected_since = None
+        if self.local_pid and not daemon_alive(self.local_pid):
+            raise DaemonGone(self._gone(f"the hotswap daemon (pid {self.local_pid}) died"))
+        down = self.disconnected_since
+        if down is not None and time.monotonic() - down > DISCONNECT_GRACE:
+            raise DaemonGone(
+                self._gone(f"lost the connection to the daemon at {self.connection['address']}")
+            )
+
+    def _gone(self, what: str) -> str:
+        workspace = self.connection.get("workspace")
+        tail = log_tail(Path(workspace)) if self.local_pid and workspace else ""
+        return f"{what}; run again to start a new one.\n{tail}".rstrip()
 
     def send(self, msg_type: str, body: dict[str, Any] | None = None) -> str:
         msg = make_message(msg_type, body)
@@ -85,8 +140,9 @@ class DaemonClient:
         held: list[dict[str, Any]] = []
         try:
             while (left := deadline - time.monotonic()) > 0:
-                if not self.socket.poll(int(left * 1000) + 1):
-                    break
+                if not self.socket.poll(int(min(left, 1.0) * 1000) + 1):
+                    self.check_alive()
+                    continue
                 msg = self.session.unpack(self.socket.recv_multipart())
                 if msg["parent"] == msg_id or (msg["type"] == "error" and msg["parent"] is None):
                     if msg["type"] == "error":
@@ -127,9 +183,9 @@ def live_client(workspace: Path, timeout: float = 5.0) -> DaemonClient | None:
         connection = read_connection(connection_path(workspace))
     except ConnectionFileError:
         return None
-    if not pid_alive(int(connection["pid"])):
+    if not daemon_alive(int(connection["pid"])):
         return None
-    client = DaemonClient(connection)
+    client = DaemonClient(connection, local_pid=int(connection["pid"]))
     try:
         client.hello(timeout)
     except DaemonUnavailable:
@@ -148,6 +204,7 @@ def remote_client(backend: str, timeout: float = 10.0) -> DaemonClient:
                 "connection file, or pass the copied connection file instead"
             )
         connection: dict[str, Any] = {"address": backend, "key": key, "pid": 0}
+        connection["curve_server_key"] = os.environ.get("HOTSWAP_CURVE_SERVER_KEY", "")
     else:
         try:
             connection = read_connection(Path(backend).expanduser())
@@ -207,7 +264,7 @@ def _client_of(workspace: Path, pid: int) -> DaemonClient | None:
         return None
     if connection["pid"] != pid:
         return None
-    client = DaemonClient(connection)
+    client = DaemonClient(connection, local_pid=pid)
     client.hello()
     return client
 
@@ -216,16 +273,33 @@ def start_daemon(workspace: Path) -> subprocess.Popen[bytes]:
     """``hotswap serve`` in its own session, its output appended to .hotswap/daemon.log."""
     import subprocess
 
-    log_path = state_dir(workspace) / DAEMON_LOG
-    with open(log_path, "ab") as log_file:
+    from .daemon_log import open_log
+
+    log_fd = open_log(workspace)
+    try:
         return subprocess.Popen(
             [sys.executable, "-m", "hotswap", "serve", "--workspace", str(workspace)],
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=str(workspace),
         )
+    finally:
+        os.close(log_fd)
+
+
+def daemon_alive(pid: int) -> bool:
+    """True if ``pid`` is a live `hotswap serve` (not a zombie, nor a process that got the pid of
+    a dead daemon: that one would cost every client the handshake's timeout)."""
+    if pid <= 0 or not pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the handshake will tell
+    return b"serve" in argv and state != "Z"
 
 
 def log_tail(workspace: Path, lines: int = 20) -> str:

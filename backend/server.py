@@ -19,9 +19,12 @@ from typing import Any
 import zmq
 
 from . import __version__
+from .client_watch import ClientWatch, warm_probe
+from .daemon_log import LogRotation, RejectLog
+from .daemon_sockets import bind_router, client_router
+from .orphans import end_orphans
 from .protocol import (
     FEATURES,
-    MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     InternalError,
@@ -61,16 +64,16 @@ class Daemon:
         config: Config,
         bind: str = "tcp://127.0.0.1",
         mirror: Path | None = None,
+        curve: tuple[dict[str, str], list[str]] | None = None,  # key pair, allowed clients
     ) -> None:
-        self.workspace = workspace
+        self.workspace, self.curve, self.authenticator = workspace, curve, None
         self.syncer = Syncer(workspace, mirror, config.max_file_bytes)
-        self.config = config
-        self.bind = bind
+        self.config, self.bind = config, bind
         self.key = new_key()
-        self.session = Session(self.key)
-        self.worker_session = Session(self.key)
+        self.session, self.worker_session = Session(self.key), Session(self.key)
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
+        self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
         self.runs = RunQueue(self.send, config.cancel_timeout)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
@@ -87,24 +90,15 @@ class Daemon:
     def start(self) -> None:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
-        self.client_socket, self.address = self._router(self.bind)
-        self.worker_socket, self.workers.spec.address = self._router("tcp://127.0.0.1")
+        end_orphans(self.workspace)  # a killed predecessor's workers must not keep the GPU
+        self.client_socket, self.address, self.authenticator, extra = client_router(
+            self.ctx, self.bind, self.curve
+        )
+        self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
+        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, "tcp://127.0.0.1")
         self.workers.start()
-        write_connection(self.workspace, self.address, self.key, self.started)
+        write_connection(self.workspace, self.address, self.key, self.started, extra)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)
-
-    def _router(self, bind: str) -> tuple[zmq.Socket[bytes], str]:
-        """A bound ROUTER socket and its endpoint."""
-        sock: zmq.Socket[bytes] = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.SNDHWM, 0)  # never drop output for a slow client
-        sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
-        if bind.startswith("tcp://") and bind.count(":") == 1:
-            sock.bind_to_random_port(bind)
-        else:
-            sock.bind(bind)
-        return sock, str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def serve_forever(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -123,8 +117,11 @@ class Daemon:
     def _close(self) -> None:
         self.syncer.save_records()
         remove_connection(self.workspace)
+        self.watch.close()
         self.client_socket.close(linger=500)
         self.worker_socket.close(linger=0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.ctx.term()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -144,6 +141,7 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(self.client_socket, zmq.POLLIN)
         poller.register(self.worker_socket, zmq.POLLIN)
+        poller.register(self.watch.monitor, zmq.POLLIN)
         watched = self.workers.output_fds()
         for fd in watched:
             poller.register(fd, zmq.POLLIN)
@@ -155,9 +153,11 @@ class Daemon:
             self._drain(self.worker_socket, self._on_worker_frames)
         if self.client_socket in ready:
             self._drain(self.client_socket, self._on_client_frames)
-        self.workers.reap()
         now = time.time()
+        self.watch.tick(now, [run.client for run in self.runs.active()])
+        self.workers.reap()
         self.workers.check_timers(now, self.config.cancel_timeout, self.stop_deadline)
+        self.log_rotation.check(now)
         if now - self.records_saved > 1.0:
             self.syncer.save_records()
             self.records_saved = now
@@ -213,7 +213,7 @@ class Daemon:
         try:
             msg = self.session.unpack(payload)
         except ProtocolError as exc:
-            log.warning("rejected a message from a client: %s", exc)
+            self.rejects.rejected(exc)
             self.send(identity, error_reply(None, exc))
             return
         self.clients.add(identity)

@@ -107,6 +107,10 @@ class WorkerProcess:
             return None
         return None
 
+    def debug_alive(self) -> bool:
+        """Whether debugpy still listens on the port this worker announced."""
+        return self.debug is None or port_listening(int(self.debug["port"]))
+
     def close(self) -> None:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
@@ -114,6 +118,22 @@ class WorkerProcess:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+
+def port_listening(port: int) -> bool:
+    """Whether a socket of this host listens on TCP ``port`` (read from /proc/net/tcp*, without
+    connecting: a connection to debugpy's adapter would be taken for a debugger)."""
+    lines: list[str] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            lines += Path(table).read_text().splitlines()[1:]
+    if not lines:
+        return True  # no /proc: cannot tell, so do not claim it is dead
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            return True
+    return False
 
 
 @dataclass
@@ -142,6 +162,8 @@ def spawn_worker(index: int, spec: WorkerSpec, log: Any) -> WorkerProcess:
         str(index),
         "--workspace",
         str(spec.workspace),
+        "--daemon-pid",
+        str(os.getpid()),
     ]
     if spec.prewarm is not None:
         argv += ["--prewarm", str(spec.prewarm)]

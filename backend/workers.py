@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .orphans import record_workers
 from .protocol import INTERRUPTED_EXIT, make_message
 from .worker_process import WorkerProcess, WorkerSpec, describe_death, exit_code_of, spawn_worker
 
@@ -61,7 +62,12 @@ class Workers:
     def spawn(self, index: int) -> WorkerProcess:
         worker = spawn_worker(index, self.spec, log)
         self.by_index[index] = worker
+        self.record()
         return worker
+
+    def record(self) -> None:
+        """Keep .hotswap/workers.json current: a daemon after a crash ends what is listed."""
+        record_workers(self.spec.workspace, [w.pid for w in self])
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -70,8 +76,25 @@ class Workers:
         for worker in self:
             busy = worker.current_run is not None or worker.pending_shutdown
             idle = worker.ready and not busy and not worker.pending_restart
-            if idle and self.runs.start_next(worker) is None:
+            if not idle or worker.kill_requested is not None or self._replace_for_debug(worker):
+                continue
+            if self.runs.start_next(worker) is None:
                 return
+
+    def _replace_for_debug(self, worker: WorkerProcess) -> bool:
+        """debugpy's listener ends for good when a debugger hangs up without waiting for the
+        answer to its disconnect (its adapter process exits, and listen() works once per
+        process): replace the worker before the next debug run instead of announcing a port
+        that refuses connections. The run says so on its stderr."""
+        run = self.runs.pending[0] if self.runs.pending else None
+        if run is None or not run.body.get("debug") or worker.debug_alive():
+            return False
+        why = f"the debugger listener of worker {worker.index} had stopped"
+        lost = [entry["key"] for entry in worker.warm]
+        note = f"hotswap: {why}; starting a new worker for this debug run{_lost(lost)}\n"
+        self.runs.output(run, "stderr", note.encode())
+        worker.kill(why)
+        return True
 
     # -- what workers say -----------------------------------------------------------------
 
@@ -195,6 +218,7 @@ class Workers:
         self.drain_output(worker)
         worker.close()
         del self.by_index[worker.index]
+        self.record()
         lost = [entry["key"] for entry in worker.warm]
         death = worker.kill_requested or describe_death(returncode)
         stopped = worker.pending_shutdown and self.stopping
@@ -298,7 +322,7 @@ def _describe(worker: WorkerProcess) -> dict[str, Any]:
         "warm": worker.warm,
         "memory": {"rss": worker.rss_bytes(), **worker.memory},
         "run_id": worker.current_run.run_id if worker.current_run else None,
-        "debug": worker.debug,
+        "debug": worker.debug if worker.debug_alive() else None,  # never a dead port
     }
 
 

@@ -17,10 +17,20 @@ DAEMON_LOG = "daemon.log"
 MARKERS = (STATE_DIR, ".git", "pyproject.toml")
 
 
+class WorkspaceMissing(Exception):
+    """``--workspace`` names no folder: we refuse rather than create one from a typo."""
+
+
 def find_workspace(explicit: str | None = None, start: str | None = None) -> Path:
     """``--workspace``, else the nearest ancestor holding a marker, else the cwd."""
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        path = Path(explicit).expanduser().resolve()
+        if not path.is_dir():
+            raise WorkspaceMissing(
+                f"--workspace {explicit}: no such folder ({path}); give an existing project "
+                "folder, or create it first"
+            )
+        return path
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
         if any((folder / m).exists() for m in MARKERS):
@@ -57,7 +67,9 @@ class ConnectionFileError(Exception):
     pass
 
 
-def write_connection(workspace: Path, address: str, key: str, started: float) -> None:
+def write_connection(
+    workspace: Path, address: str, key: str, started: float, extra: dict[str, Any] | None = None
+) -> None:
     """The connection file clients read to reach this process's daemon (mode 0600)."""
     from .protocol import PROTOCOL_VERSION
 
@@ -69,6 +81,7 @@ def write_connection(workspace: Path, address: str, key: str, started: float) ->
         "protocol_version": PROTOCOL_VERSION,
         "workspace": str(workspace),
         "started": started,
+        **(extra or {}),
     }
     write_private_json(connection_path(workspace), info)
 

@@ -24,6 +24,7 @@ import pytest
 import zmq
 from conftest import base_env
 from hotswap.client import DaemonClient, DaemonError, DaemonUnavailable
+from hotswap.daemon_sockets import MAX_FRAME_BYTES
 from hotswap.messages import MESSAGE_TYPES
 from hotswap.protocol import (
     FEATURES,
@@ -39,7 +40,7 @@ from hotswap.session import Session
 from hotswap.sync import sync_policy
 from hotswap.workspace import Config, connection_path, read_connection
 
-ZMQ_MAX_FRAME = 4 * MAX_MESSAGE_BYTES  # the daemon's ZMQ_MAXMSGSIZE on its client socket
+ZMQ_MAX_FRAME = MAX_FRAME_BYTES  # the daemon's ZMQ_MAXMSGSIZE on its client socket
 
 
 def check_incoming(msg: dict[str, Any]) -> dict[str, Any]:

@@ -598,3 +598,30 @@ def test_mirror_mode_maps_breakpoints_and_frames_to_the_editors_paths(
     output = b"".join(m["body"]["data"] for m in messages if m["type"] == "stream")
     assert output == b"total 43\n"
     assert frames_seen == [[(str(helper), line), (str(main), line_of(main, "entry breakpoint"))]]
+
+
+# -- the debug listener outlives a debugger that hangs up rudely ----------------------
+
+
+def test_a_debugger_that_hangs_up_after_disconnect_leaves_debugging_usable(
+    workspace: Workspace,
+) -> None:
+    """A DAP client that sends disconnect and drops the connection without waiting for the
+    answer must not leave the next --debug run announcing a port that refuses connections."""
+    script = workspace.write("main.py", MAIN)
+    workspace.write("helper.py", HELPER)
+    line = line_of(script, "entry breakpoint")
+    for attempt in range(3):
+        with debug_run(workspace, "main.py") as run:
+            dap = DapClient(*run.address())
+            try:
+                dap.session({str(script): [line]})
+                stopped(dap)
+                dap.send("disconnect", {"terminateDebuggee": False, "restart": False})
+            finally:
+                dap.close()  # at once, without the reply
+            assert run.finish() == 0, f"attempt {attempt}: {run.stderr}"
+        assert run.stdout == "total 43\n"
+        debug = worker(workspace)["debug"]
+        if debug is not None:  # status never announces a port that refuses connections
+            DapClient(debug["host"], debug["port"]).close()

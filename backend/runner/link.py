@@ -66,8 +66,12 @@ class StdinFeeder:
             os.close(self._write_end)
 
 
+PARENT_WATCH_MS = 1000
+
+
 class WorkerLink:
-    def __init__(self, address: str, key: str, worker_id: int) -> None:
+    def __init__(self, address: str, key: str, worker_id: int, daemon_pid: int = 0) -> None:
+        self.daemon_pid = daemon_pid  # the parent to outlive by no more than PARENT_WATCH_MS
         self.session = Session(key)
         self.jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.on_forget: Callable[[list[str] | None], None] = lambda keys: None
@@ -131,7 +135,9 @@ class WorkerLink:
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         while True:
-            ready = dict(poller.poll())
+            ready = dict(poller.poll(PARENT_WATCH_MS))
+            if self.daemon_pid and os.getppid() != self.daemon_pid:
+                os._exit(1)  # the daemon died (second line behind the parent-death signal)
             if self._wake_r in ready:
                 os.read(self._wake_r, 65536)
                 self._flush_outbox()

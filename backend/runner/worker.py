@@ -196,13 +196,26 @@ def start_prewarm(path: str, workspace: str) -> threading.Thread:
     return thread
 
 
+def die_with_daemon() -> None:
+    """Ask Linux to SIGKILL us when the daemon dies, so no orphan keeps warm objects (and the
+    GPU's memory); a daemon that died before we asked is caught by the link's parent watch."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 def main(argv: list[str] | None = None) -> None:
+    die_with_daemon()
     parser = argparse.ArgumentParser(prog="python -m hotswap.runner")
     parser.add_argument("--connect", required=True)
     parser.add_argument("--worker-id", type=int, required=True)
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--prewarm")
     parser.add_argument("--debug-listen", action="store_true")
+    parser.add_argument("--daemon-pid", type=int, default=0)
     args = parser.parse_args(argv)
     key = os.environ.pop("HOTSWAP_WORKER_KEY", "")
     if not key:
@@ -212,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.remove(os.getcwd())
     isolate_runs(args.workspace)  # before any run or prewarm: the pristine process
     adopt_orphans()
-    link = WorkerLink(args.connect, key, args.worker_id)
+    link = WorkerLink(args.connect, key, args.worker_id, args.daemon_pid)
     worker = Worker(link)
     install(worker.cache)
     link.start()

@@ -1,0 +1,54 @@
+"""Which clients vanished: the client socket's monitor reports dropped connections (ZeroMQ's
+heartbeats drop a silent peer too), and a probe finds whose they were.
+
+ROUTER names no identity on a disconnect (ZMQ_ROUTER_NOTIFY is a draft API, not built into
+pyzmq's libzmq), but a send to a vanished identity fails; the daemon then cancels its runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import zmq
+
+PROBE_AFTER = (0.1, 1.0)  # seconds after a disconnect: when to look which client left
+
+Probe = Callable[[bytes], None]
+
+
+class ClientWatch:
+    """Probes the clients of active runs shortly after any connection drops."""
+
+    def __init__(self, sock: zmq.Socket[bytes], probe: Probe) -> None:
+        self.sock = sock
+        self.monitor: zmq.Socket[bytes] = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.probe = probe
+        self.due: list[float] = []
+
+    def tick(self, now: float, clients: Iterable[bytes]) -> None:
+        """Read the monitor's events, then probe ``clients`` if a probe is due."""
+        while self.monitor.poll(0):
+            self.monitor.recv_multipart()
+            self.due.extend(now + delay for delay in PROBE_AFTER)
+        if not any(t <= now for t in self.due):
+            return
+        self.due = [t for t in self.due if t > now]
+        for identity in set(clients):
+            self.probe(identity)
+
+    def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+
+
+def warm_probe(send: Callable[[bytes, dict[str, Any]], None], workers: Iterable[Any]) -> Probe:
+    """A probe that sends ``warm_changed``: an event every client takes at any time."""
+    from .protocol import make_message
+
+    def probe(identity: bytes) -> None:
+        for worker in list(workers)[:1]:
+            body = {"worker": worker.index, "warm": worker.warm}
+            send(identity, make_message("warm_changed", body))
+
+    return probe
