@@ -54,15 +54,17 @@ def test_the_runner_never_imports_the_sync_modules(path: Path) -> None:
     assert not {"sync", "sync_daemon", "sync_client"} & runtime_imports(path)
 
 
-def test_a_worker_process_loads_no_sync_module() -> None:
-    code = (
-        "import json, sys\nimport hotswap.runner.worker\n"
-        "print(json.dumps([m for m in sys.modules if m.startswith('hotswap.')]))\n"
-    )
+def modules_loaded_by(code: str) -> set[str]:
+    """Every module a fresh interpreter holds after running ``code``."""
+    code += "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
-    loaded = set(json.loads(out))
+    return set(json.loads(out))
+
+
+def test_a_worker_process_loads_no_sync_module() -> None:
+    loaded = modules_loaded_by("import hotswap.runner.worker")
     assert "hotswap.runner.execute" in loaded
     assert not {"hotswap.sync", "hotswap.sync_daemon", "hotswap.server"} & loaded
 
@@ -79,13 +81,6 @@ def test_the_language_server_is_a_client_not_a_daemon(path: Path) -> None:
 
 
 def test_the_language_server_loads_no_torch_nor_daemon() -> None:
-    code = (
-        "import json, sys\nimport hotswap.lsp\nhotswap.lsp.build_server()\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
-    loaded = set(json.loads(out))
+    loaded = modules_loaded_by("import hotswap.lsp\nhotswap.lsp.build_server()")
     assert "pygls" in loaded and "hotswap.lsp_daemon" in loaded
     assert not {"torch", "transformers", "hotswap.server", "hotswap.runner"} & loaded
