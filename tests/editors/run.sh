@@ -1,0 +1,23 @@
+#!/bin/sh
+# Manual check of the editor recipes of docs/editors.md against real editors (not part of the
+# test suite). Needs emacs (with eglot) and/or nvim (0.7+); run from the repository after
+# `make venv`:  sh tests/editors/run.sh
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+WS=$(mktemp -d) && export WS
+export PATH="$repo/.venv/bin:$PATH"
+touch "$WS/pyproject.toml"
+printf 'def f():\n    raise ValueError("bad")\n\n\nif __name__ == "__main__":\n    f()\n' > "$WS/script.py"
+status=0
+if command -v emacs >/dev/null; then
+  echo "== $(emacs --version | head -n 1), eglot"
+  (cd "$WS" && timeout 90 emacs --batch -l "$here/emacs-eglot.el" 2>&1) | grep -E "DIAG|diagnostics|hotswap.run|Connected" || status=1
+fi
+if command -v nvim >/dev/null; then
+  echo "== $(nvim --version | head -n 1), no plugins"
+  (cd "$WS" && timeout 90 nvim --headless -u "$here/nvim-init.lua" -c "luafile $here/nvim-driver.lua" script.py 2>&1) || status=1
+fi
+hotswap stop --workspace "$WS"
+rm -rf "$WS"
+exit $status
