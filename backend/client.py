@@ -25,6 +25,8 @@ from .workspace import (
     ConnectionFileError,
     connection_path,
     pid_alive,
+    proc_cmdline,
+    proc_stat,
     read_connection,
     state_dir,
 )
@@ -294,12 +296,10 @@ def daemon_alive(pid: int) -> bool:
     a dead daemon: that one would cost every client the handshake's timeout)."""
     if pid <= 0 or not pid_alive(pid):
         return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+    argv, stat = proc_cmdline(pid), proc_stat(pid)
+    if argv is None or not stat:
         return True  # no /proc (not Linux): the handshake will tell
-    return b"serve" in argv and state != "Z"
+    return "serve" in argv and stat[0] != "Z"
 
 
 def log_tail(workspace: Path, lines: int = 20) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .workspace import state_dir, write_private_json
+from .workspace import proc_cmdline, proc_stat, state_dir, write_private_json
 
 log = logging.getLogger("hotswap.daemon")
 
@@ -26,22 +26,13 @@ WORKERS_FILE = "workers.json"
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+        return int((proc_stat(pid) or [])[19])
+    except (IndexError, ValueError):
         return None
 
 
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
-
-
 def is_worker_of(pid: int, workspace: Path) -> bool:
-    argv = cmdline(pid)
+    argv = proc_cmdline(pid) or []
     return "hotswap.runner" in argv and str(workspace) in argv
 
 

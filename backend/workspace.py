@@ -136,6 +136,24 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def proc_cmdline(pid: int) -> list[str] | None:
+    """The process's argv from /proc (None where it cannot be read: gone, or no /proc)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name: the state first, the start time
+    (field 22) at index 19. None where it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 class Config:
     """``[tool.hotswap]`` of the workspace's pyproject.toml."""
 
