@@ -138,6 +138,25 @@ async def test_a_failed_cli_run_shows_at_its_deepest_workspace_frame_until_fixed
         assert titles[2].startswith("✓ ") and titles[2].endswith(" s · 0 warm reused"), titles
 
 
+async def test_a_run_that_failed_before_the_server_started_shows_its_diagnostic(
+    workspace: Workspace,
+) -> None:
+    lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
+    workspace.write("other.py", "import lib\nlib.check(5)\n")
+    assert (await cli_run(workspace, "train.py")).returncode == 1
+    assert (await cli_run(workspace, "other.py")).returncode == 1
+    workspace.write("other.py", "import lib\nlib.check(1)\n")
+    assert (await cli_run(workspace, "other.py")).returncode == 0  # fixed: its failure is gone
+    async with language_server(workspace) as client:
+        (problem,) = await eventually(
+            lambda: client.diagnostics.get(lib.as_uri()), "no diagnostic of the earlier run"
+        )
+        assert problem.message == "ValueError: too big: 3"  # train.py's, not other.py's 5
+        open_file(client, train)
+        titles = await lens_titles(client, train)
+        assert titles == ["Run on warm GPU", "Debug", "✗ ValueError · line 3"]
+
+
 async def test_editing_the_failing_file_clears_its_diagnostic(workspace: Workspace) -> None:
     lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
     async with language_server(workspace) as client:
