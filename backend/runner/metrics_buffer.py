@@ -114,17 +114,19 @@ def _floats(values: list[Any]) -> list[Any]:
 
 
 def _tensor_floats(values: list[Any]) -> list[float]:
+    """On the CPU float() is cheapest; elsewhere one stacked copy per device and dtype, so a
+    batch costs one wait for the GPU, not one per value."""
     torch = sys.modules.get("torch")
-    if torch is None:
-        return [float(v) for v in values]
-    by_device: dict[Any, list[int]] = {}
+    out = [0.0] * len(values)
+    groups: dict[Any, list[int]] = {}
     for i, v in enumerate(values):
-        if isinstance(v, torch.Tensor):
-            by_device.setdefault(v.device, []).append(i)
-    out = [0.0 if isinstance(v, torch.Tensor) else float(v) for v in values]
-    for indices in by_device.values():
-        stacked = torch.stack([values[i].reshape(()).to(torch.float64) for i in indices])
-        for i, number in zip(indices, stacked.tolist(), strict=True):
+        if torch is not None and isinstance(v, torch.Tensor) and v.device.type != "cpu":
+            groups.setdefault((v.device, v.dtype), []).append(i)
+        else:
+            out[i] = float(v)
+    for indices in groups.values():
+        stacked = torch.stack([values[i] for i in indices]).double().tolist()  # type: ignore[union-attr]
+        for i, number in zip(indices, stacked, strict=True):
             out[i] = number
     return out
 
