@@ -282,7 +282,21 @@ async function answer(page, kind, body, artifacts) {
     await page.keyboard.press(body.key);
     return {};
   }
+  if (kind === "webview") {
+    return { elements: await webviewElements(page, body.selector) };
+  }
   return { error: `unknown request ${kind}` };
+}
+
+// The data-* attributes of the elements matching `selector` in every frame of the page: a
+// webview is an iframe inside an iframe, out of the extension host's reach.
+async function webviewElements(page, selector) {
+  const found = [];
+  for (const frame of page.frames()) {
+    const items = await frame.$$eval(selector, (els) => els.map((el) => ({ ...el.dataset }))).catch(() => []);
+    found.push(...items);
+  }
+  return found;
 }
 
 async function answerRequests(page, world, artifacts) {
