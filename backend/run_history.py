@@ -1,6 +1,6 @@
 """Every run's record and metric series, kept in ``.hotswap/runs/`` so they survive a daemon
 restart: per run a record file and a metrics file, each written atomically; the newest
-KEEP_RUNS runs are kept. Knows runs only by their fields, never a socket."""
+``[tool.hotswap] keep_runs`` runs are kept. Knows runs only by their fields, never a socket."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from .workspace import write_private_json
 
 log = logging.getLogger("hotswap.daemon")
 
-KEEP_RUNS = 50
 SAVE_EVERY = 2.0  # seconds between saves of a run that is logging
 CACHED_SERIES = 4  # finished runs whose series stay in memory
 CHANGED_LISTED = 20  # changed files named in a record (changed_count has them all)
@@ -41,8 +40,8 @@ def entry_key(body: dict[str, Any]) -> str:
 
 
 class RunHistory:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, keep: int = 50) -> None:
+        self.folder, self.keep = folder, keep
         self.records: dict[str, dict[str, Any]] = {}  # oldest first
         self.files: dict[str, dict[str, str] | None] = {}  # run_id -> workspace files
         self.series: dict[str, dict[str, Series]] = {}
@@ -131,7 +130,7 @@ class RunHistory:
 
     # -- what clients ask -----------------------------------------------------------------
 
-    def runs(self, entry: str | None = None, limit: int = KEEP_RUNS) -> list[dict[str, Any]]:
+    def runs(self, entry: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Records, newest first (of ``entry`` only, if given)."""
         found = [r for r in reversed(self.records.values()) if entry in (None, r["entry"])]
         return found[: max(0, limit)]
@@ -199,7 +198,7 @@ class RunHistory:
         return {name: Series.load(name, s) for name, s in saved.items()}
 
     def _prune(self) -> None:
-        while len(self.records) > KEEP_RUNS:
+        while len(self.records) > self.keep:
             oldest = next(iter(self.records))
             for gone in (self.records, self.files, self.series, self.dirty):
                 gone.pop(oldest, None)

@@ -73,7 +73,7 @@ class Daemon:
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
-        self.history = RunHistory(state_dir(workspace) / "runs")
+        self.history = RunHistory(state_dir(workspace) / "runs", config.keep_runs)
         self.runs = RunQueue(self.send, config.cancel_timeout, self.history)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker

@@ -152,6 +152,22 @@ def test_ten_million_points_are_thinned_to_a_bounded_series_and_say_so(
     assert kept < 2 * 10**6
 
 
+def test_only_the_newest_keep_runs_are_kept(workspace: Workspace) -> None:
+    workspace.write("pyproject.toml", "[tool.hotswap]\nkeep_runs = 3\n")
+    workspace.write("count.py", "import sys, hotswap\nhotswap.log({'n': int(sys.argv[1])})\n")
+    for n in range(5):
+        assert workspace.run("count.py", str(n)).returncode == 0
+    runs = runs_json(workspace)
+    assert [r["last"] for r in runs] == [{"n": 4}, {"n": 3}, {"n": 2}]
+    kept = sorted(p.name for p in (workspace.root / ".hotswap" / "runs").iterdir())
+    assert kept == sorted(
+        f"{r['run_id']}{suffix}" for r in runs for suffix in (".json", ".metrics.json")
+    )
+    gone = workspace.hotswap("metrics", "not-a-run")
+    assert gone.returncode == 1
+    assert "no run 'not-a-run' is kept" in gone.stderr and "hotswap runs" in gone.stderr
+
+
 def test_a_rank_logs_under_its_own_name(workspace: Workspace) -> None:
     workspace.write("rank.py", "import hotswap\nhotswap.log({'loss': 0.5}, step=3)\n")
     assert workspace.run("rank.py", env=base_env(RANK="2")).returncode == 0
