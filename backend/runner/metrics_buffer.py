@@ -5,6 +5,7 @@ when the run ends (before its exec_done, on the same link, so none arrives after
 from __future__ import annotations
 
 import operator
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,13 @@ class MetricsBuffer:
         self._run_id: str | None = None
         self._rank: int | None = None
         runner_thread(self._timer, "hotswap-metrics").start()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """A child process (a DataLoader worker, say) has no link to the daemon: its points
+        would wait forever in a copy of the buffer, so it logs nothing."""
+        self._lock, self._flushing = threading.Lock(), threading.Lock()
+        self._run_id, self._points = None, []
 
     def begin_run(self, run_id: str, rank: str | None) -> None:
         with self._lock:
