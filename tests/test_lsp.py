@@ -92,6 +92,16 @@ async def eventually(condition: Callable[[], Any], failure: str, timeout: float 
     return result
 
 
+async def eventually_async(
+    fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0
+) -> Any:
+    """``await fetch()`` until ``done`` accepts its result (or the time is up); that result."""
+    deadline = time.monotonic() + timeout
+    while not done(result := await fetch()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return result
+
+
 def open_file(client: LanguageClient, path: Path) -> None:
     item = lsp.TextDocumentItem(path.as_uri(), "python", 1, path.read_text())
     client.text_document_did_open(lsp.DidOpenTextDocumentParams(item))
@@ -264,7 +274,8 @@ async def test_did_save_reruns_the_entry_when_asked(workspace: Workspace) -> Non
             lambda: any("saved run loop.py 2" in m.message for m in client.log_messages),
             "a save did not rerun the script with its saved text",
         )
-        titles = await lens_titles(client, script)
+        # The output arrives before run_finished: wait for the result, then check it.
+        titles = await eventually_async(lambda: lens_titles(client, script), lambda t: len(t) > 2)
         assert titles[2].startswith("✓ "), "the saved run's result is on the entry's lens"
 
 
