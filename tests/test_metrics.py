@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import Workspace, base_env
+from hotswap.client import DaemonClient
 from hotswap.metrics_store import SERIES_LIMIT
+from hotswap.protocol import PROTOCOL_VERSION
 
 LOGGING = """\
 import json, sys, threading
@@ -183,3 +185,43 @@ def test_a_value_that_is_not_a_number_is_refused_with_what_to_log(workspace: Wor
     assert "TypeError: hotswap.log: 'loss' must be a number or a 0-d tensor, got str" in proc.stderr
     plain = workspace.python("bad.py")
     assert (plain.returncode, plain.stdout, plain.stderr) == (0, "", "")
+
+
+SLOW = """\
+import time, hotswap
+for i in range(20):
+    hotswap.log({"loss": i / 4}, step=i)
+    time.sleep(0.03)
+"""
+
+
+def received(client: DaemonClient) -> list[dict[str, Any]]:
+    """Every message the client has been sent (each validated against the protocol)."""
+    messages = []
+    while (msg := client.recv(timeout=1.0)) is not None:
+        messages.append(msg)
+    return messages
+
+
+def test_a_client_that_subscribes_to_metrics_gets_every_runs_live_updates(
+    workspace: Workspace,
+) -> None:
+    workspace.write("slow.py", SLOW)
+    assert workspace.run("-c", "pass").returncode == 0  # the daemon is up
+    watcher = DaemonClient(workspace.connection(), "watcher")
+    bystander = DaemonClient(workspace.connection(), "bystander")
+    try:
+        hello = {"protocol_version": PROTOCOL_VERSION, "client": "test"}
+        watcher.request("hello", {**hello, "subscribe_metrics": True})
+        bystander.request("hello", {**hello, "subscribe": True})
+        assert workspace.run("slow.py").returncode == 0
+        updates = [m["body"] for m in received(watcher) if m["type"] == "metrics_update"]
+        points = [p for u in updates for s in u["series"] for p in s["points"]]
+        assert [p[:2] for p in points] == [[i, i / 4] for i in range(20)]
+        assert len(updates) > 1, "sent while the run logged, not once at its end"
+        assert {u["entry"] for u in updates} == {str(workspace.root / "slow.py")}
+        seen = [m["type"] for m in received(bystander)]
+        assert "run_finished" in seen and "metrics_update" not in seen
+    finally:
+        watcher.close()
+        bystander.close()
