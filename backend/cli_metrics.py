@@ -71,9 +71,18 @@ def format_run(run: dict[str, Any]) -> str:
     else:
         result = f"exit {run['exit_code']} {run['duration']:.1f}s"
     last = "  ".join(f"{k}={_num(v)}" for k, v in run["last"].items())
-    return "  ".join(
-        p for p in (run["run_id"][:8], when, f"{entry} {args}".strip(), result, last) if p
-    )
+    parts = (run["run_id"][:8], when, f"{entry} {args}".strip(), result, _changes(run), last)
+    return "  ".join(p for p in parts if p)
+
+
+def _changes(run: dict[str, Any]) -> str:
+    """What changed since the previous run of the entry, in a few words."""
+    if run["previous"] is None or run["changed"] is None:
+        return ""
+    names = [os.path.basename(p) for p in run["changed"][:3]]
+    more = f" +{run['changed_count'] - len(names)}" if run["changed_count"] > len(names) else ""
+    changed = f"changed: {', '.join(names)}{more}" if names else "no change"
+    return f"[{changed}{', args' if run['args_changed'] else ''}]"
 
 
 def format_series(series: dict[str, Any], width: int = 0) -> str:

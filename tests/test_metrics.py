@@ -105,6 +105,17 @@ def test_two_runs_are_kept_apart_and_survive_a_daemon_restart(workspace: Workspa
     )
     assert len(second["series"]["loss"]) == 200
 
+    listed = workspace.hotswap("runs").stdout.splitlines()
+    assert "train.py 3 three.json  exit 0" in listed[0]
+    assert "[changed: one.json, train.py, args]" in listed[0]
+    assert "train.py 1 one.json  exit 0" in listed[1]
+    chart = workspace.hotswap("metrics").stdout.splitlines()
+    assert chart[0] == listed[0]
+    loss = next(line for line in chart if line.lstrip().startswith("loss "))
+    smallest = f"{3 / 200 * 1.5:.4g}"
+    assert loss.endswith(f"min {smallest}  max 4.5  last {smallest}  (200 points)"), loss
+    assert any(bar in loss for bar in "▁▂▃▄▅▆▇█")
+
     assert workspace.hotswap("stop").returncode == 0
     assert metrics_json(workspace, "last") == second  # a new daemon reads what the last kept
     assert metrics_json(workspace, oldest["run_id"]) == first
