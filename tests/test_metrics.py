@@ -196,6 +196,14 @@ def test_a_value_that_is_not_a_number_is_refused_with_what_to_log(workspace: Wor
     assert "TypeError: hotswap.log: 'loss' must be a number or a 0-d tensor, got str" in proc.stderr
     plain = workspace.python("bad.py")
     assert (plain.returncode, plain.stdout, plain.stderr) == (0, "", "")
+    workspace.write("bad.py", "import hotswap\nhotswap.log([('loss', 1.0)])\n")
+    assert "TypeError: hotswap.log takes a dict of metric name -> number, got list" in (
+        workspace.run("bad.py").stderr
+    )
+    workspace.write("bad.py", "import hotswap\nhotswap.log({'loss': 1.0}, step='one')\n")
+    assert (
+        "TypeError: hotswap.log: step must be an int, got 'one'" in workspace.run("bad.py").stderr
+    )
 
 
 SLOW = """\

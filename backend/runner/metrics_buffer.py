@@ -55,6 +55,11 @@ class MetricsBuffer:
 
     def add(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         now = time.time()
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"hotswap.log takes a dict of metric name -> number, got {type(metrics).__name__}"
+                " (hotswap.log({'loss': loss}))"
+            )
         if step is not None and type(step) is not int:
             step = _step(step)
         with self._lock:
