@@ -25,8 +25,6 @@ export class MetricsView implements vscode.Disposable {
   private loading: Promise<void> = Promise.resolve();
   private autoOpened = false;
   private readonly subscriptions: vscode.Disposable[] = [];
-  /** What the webview last said it drew: metric -> curves (the e2e test reads the DOM). */
-  rendered: Record<string, number> = {};
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -148,8 +146,6 @@ export class MetricsView implements vscode.Disposable {
         this.post({ type: "runs", entry: this.model.entry, current: this.model.current, runs: this.model.runs });
         this.model.runs.forEach((r) => this.post({ type: "series", run_id: r.run_id, series: this.model.fullSeries(r.run_id) }));
       }
-    } else if (msg.type === "rendered") {
-      this.rendered = msg.charts;
     }
   }
 

@@ -28,7 +28,7 @@ export type ToWebview =
   | { type: "updates"; updates: MetricsUpdate[] };
 
 /** Messages from the webview to the extension. */
-export type FromWebview = { type: "ready" } | { type: "rendered"; charts: Record<string, number> };
+export type FromWebview = { type: "ready" };
 
 export const SHOWN_BY_DEFAULT = 2; // the current run and the one before it
 export const MAX_RUNS = 6; // of the entry, in the view
@@ -116,9 +116,12 @@ export class MetricsModel {
     return [...held].map(([name, s]) => ({ name, points: s.points, count: s.count, stride: s.stride, reset: true, last: s.last }));
   }
 
-  /** What a chart of `name` draws: one curve per visible run that logged it. */
+  /** What a chart of `name` draws: one curve per visible run that logged it, oldest first so
+   * the newest is drawn on top. */
   chart(name: string, options: ChartOptions): ChartData {
-    const runs = this.visibleRuns().filter((r) => this.series.get(r.run_id)?.has(name));
+    const runs = this.visibleRuns()
+      .filter((r) => this.series.get(r.run_id)?.has(name))
+      .reverse();
     const curves = runs.map((r) => curvePoints(this.series.get(r.run_id)!.get(name)!));
     const { x, ys } = align(curves);
     const shaped = ys.map((y) => (options.logScale ? positiveOnly(y) : y)).map((y) => smooth(y, options.smoothing));

@@ -104,7 +104,6 @@ function draw(): void {
       charts.delete(name);
     }
   }
-  const rendered: Record<string, number> = {};
   for (const name of names) {
     const data = model.chart(name, options);
     const key = `${data.runs.map((r) => r.run_id).join(",")}|${options.logScale}|${document.body.className}`;
@@ -132,9 +131,7 @@ function draw(): void {
     chart.box.querySelector(".thinned")!.textContent = thinned(current) ? ` (${thinned(current)})` : "";
     chart.box.dataset.curves = String(data.runs.length);
     chart.box.dataset.points = String(data.counts[data.runs.findIndex((r) => r.run_id === model.current)] ?? 0);
-    rendered[name] = data.runs.length;
   }
-  vscodeApi.postMessage({ type: "rendered", charts: rendered });
 }
 
 function scheduleDraw(runsChanged = false): void {

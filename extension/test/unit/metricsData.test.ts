@@ -83,11 +83,11 @@ test("a chart draws the shown runs; log scale drops values it cannot draw; toggl
     model.setSeries(id, [{ name: "loss", points, count: 2, stride: 1, reset: true, last: points[1] }]);
   }
   const chart = model.chart("loss", { smoothing: 0, logScale: true });
-  assert.deepEqual(chart.runs.map((r) => r.run_id), ["r3", "r2"]); // the newest two by default
-  assert.deepEqual(chart.ys, [[0.5, null], [1, 2]]);
+  assert.deepEqual(chart.runs.map((r) => r.run_id), ["r2", "r3"]); // the newest two, newest on top
+  assert.deepEqual(chart.ys, [[1, 2], [0.5, null]]);
   model.toggle("r1");
   model.toggle("r3");
-  assert.deepEqual(model.chart("loss", { smoothing: 0, logScale: false }).runs.map((r) => r.run_id), ["r2", "r1"]);
+  assert.deepEqual(model.chart("loss", { smoothing: 0, logScale: false }).runs.map((r) => r.run_id), ["r1", "r2"]);
   model.setRuns("/ws/train.py", "r4", [record("r4", 4), ...runs]); // a new run: shown; choices kept
   assert.deepEqual(model.visibleRuns().map((r) => r.run_id), ["r4", "r1"]); // r2 is third now
 });
