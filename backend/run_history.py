@@ -1,9 +1,10 @@
 """Every run's record and metric series, kept in ``.hotswap/runs/`` so they survive a daemon
-restart: per run a record file and a metrics file, each written atomically; the newest
-``[tool.hotswap] keep_runs`` runs are kept. Knows runs only by their fields, never a socket."""
+restart: per run a record file and a metrics file, per entry the file digests its last run saw,
+each written atomically; the newest ``[tool.hotswap] keep_runs`` runs are kept. Knows runs only by their fields, never a socket."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +44,8 @@ class RunHistory:
     def __init__(self, folder: Path, keep: int = 50) -> None:
         self.folder, self.keep = folder, keep
         self.records: dict[str, dict[str, Any]] = {}  # oldest first
-        self.files: dict[str, dict[str, str] | None] = {}  # run_id -> workspace files
+        self.pending_files: dict[str, dict[str, str] | None] = {}  # run_id -> its files
+        self.entry_files: dict[str, dict[str, str] | None] = {}  # entry -> its last run's
         self.series: dict[str, dict[str, Series]] = {}
         self.dirty: dict[str, float] = {}  # run_id -> when it was last saved
         self._load()
@@ -52,15 +54,14 @@ class RunHistory:
 
     def note_files(self, run_id: str, files: dict[str, str] | None) -> None:
         """The workspace's files (path -> sha256) as the run will see them."""
-        self.files[run_id] = files
+        self.pending_files[run_id] = files
 
     def started(self, run: RunLike) -> None:
         body, key = run.body, entry_key(run.body)
         previous = next((r for r in reversed(self.records.values()) if r["entry"] == key), None)
-        files = self.files.pop(run.run_id, None)
-        before = self.files.get(previous["run_id"]) if previous else None
-        changed = _changed(before, files) if previous else None
-        self.files[run.run_id] = files
+        files = self.pending_files.pop(run.run_id, None)
+        changed = _changed(self._files_of(key), files) if previous else None
+        self._keep_files(key, files)
         self.records[run.run_id] = {
             "run_id": run.run_id,
             "entry": key,
@@ -88,7 +89,7 @@ class RunHistory:
     def finished(self, run_id: str, body: dict[str, Any]) -> None:
         record = self.records.get(run_id)
         if record is None:  # never started (dropped while waiting): nothing ran, nothing kept
-            self.files.pop(run_id, None)
+            self.pending_files.pop(run_id, None)
             return
         record.update(
             state="finished",
@@ -164,11 +165,7 @@ class RunHistory:
     def _save(self, run_id: str) -> None:
         self.dirty.pop(run_id, None)
         record = self.records[run_id]
-        write_private_json(
-            self._record_path(run_id),
-            {"record": record, "files": self.files.get(run_id)},
-            compact=True,
-        )
+        write_private_json(self._record_path(run_id), {"record": record}, compact=True)
         series = self.series.get(run_id)
         if series is not None:
             saved = {name: s.saved() for name, s in series.items()}
@@ -177,18 +174,17 @@ class RunHistory:
     def _load(self) -> None:
         found = []
         for path in self.folder.glob("*.json"):
-            if path.name.endswith(".metrics.json"):
+            if path.name.endswith(".metrics.json") or path.name.startswith("files-"):
                 continue
             try:
                 saved = json.loads(path.read_text())
-                found.append((saved["record"], saved.get("files")))
+                found.append(saved["record"])
             except (OSError, ValueError, KeyError, TypeError):
                 log.warning("ignored an unreadable run record: %s", path)
-        for record, files in sorted(found, key=lambda rf: rf[0]["started"]):
+        for record in sorted(found, key=lambda r: r["started"]):
             if record["state"] == "running":  # the daemon ended without hearing its end
                 record.update(state="finished", reason="lost")
             self.records[record["run_id"]] = record
-            self.files[record["run_id"]] = files
 
     def _load_series(self, run_id: str) -> dict[str, Series]:
         try:
@@ -200,10 +196,35 @@ class RunHistory:
     def _prune(self) -> None:
         while len(self.records) > self.keep:
             oldest = next(iter(self.records))
-            for gone in (self.records, self.files, self.series, self.dirty):
+            entry = self.records.pop(oldest)["entry"]
+            for gone in (self.series, self.dirty):
                 gone.pop(oldest, None)
             self._record_path(oldest).unlink(missing_ok=True)
             self._series_path(oldest).unlink(missing_ok=True)
+            if all(r["entry"] != entry for r in self.records.values()):
+                self.entry_files.pop(entry, None)
+                self._files_path(entry).unlink(missing_ok=True)
+
+    # The files of each entry's last run, one file per entry apart from the records: a big
+    # workspace's list is read once, when that entry runs again, not at every daemon start.
+
+    def _files_path(self, entry: str) -> Path:
+        return self.folder / f"files-{hashlib.sha256(entry.encode()).hexdigest()[:16]}.json"
+
+    def _files_of(self, entry: str) -> dict[str, str] | None:
+        if entry not in self.entry_files:
+            try:
+                self.entry_files[entry] = json.loads(self._files_path(entry).read_text())["files"]
+            except (OSError, ValueError, KeyError):
+                self.entry_files[entry] = None
+        return self.entry_files[entry]
+
+    def _keep_files(self, entry: str, files: dict[str, str] | None) -> None:
+        self.entry_files[entry] = files
+        if files is None:
+            self._files_path(entry).unlink(missing_ok=True)
+        else:
+            write_private_json(self._files_path(entry), {"files": files}, compact=True)
 
     def _uncache(self) -> None:
         """Keep the series of running runs and of the last CACHED_SERIES others in memory."""

@@ -120,6 +120,13 @@ def test_two_runs_are_kept_apart_and_survive_a_daemon_restart(workspace: Workspa
     assert metrics_json(workspace, "last") == second  # a new daemon reads what the last kept
     assert metrics_json(workspace, oldest["run_id"]) == first
     assert [r["run_id"] for r in runs_json(workspace)] == [newest["run_id"], oldest["run_id"]]
+    assert workspace.run("train.py", "3", "three.json").returncode == 0
+    again = runs_json(workspace)[0]
+    assert (again["previous"], again["changed"], again["args_changed"]) == (
+        newest["run_id"],
+        ["three.json"],  # written by that run, after it started; train.py is as it was
+        False,
+    )
 
 
 TEN_MILLION = """\
@@ -173,6 +180,8 @@ def test_only_the_newest_keep_runs_are_kept(workspace: Workspace) -> None:
     runs = runs_json(workspace)
     assert [r["last"] for r in runs] == [{"n": 4}, {"n": 3}, {"n": 2}]
     kept = sorted(p.name for p in (workspace.root / ".hotswap" / "runs").iterdir())
+    assert [name for name in kept if name.startswith("files-")] != []  # count.py's last files
+    kept = [name for name in kept if not name.startswith("files-")]
     assert kept == sorted(
         f"{r['run_id']}{suffix}" for r in runs for suffix in (".json", ".metrics.json")
     )
