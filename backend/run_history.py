@@ -1,6 +1,6 @@
-"""Every run's record and metric series, kept in ``.hotswap/runs/`` so they survive a daemon
-restart: per run a record file and a metrics file, per entry the file digests its last run saw,
-each written atomically; the newest ``[tool.hotswap] keep_runs`` runs are kept. Knows runs only by their fields, never a socket."""
+"""Every run's record and metric series in ``.hotswap/runs/``, so they survive a restart: per
+run a record and a metrics file, per entry the file digests its last run saw, each written
+atomically; the newest ``[tool.hotswap] keep_runs`` runs are kept. Never sees a socket."""
 
 from __future__ import annotations
 
