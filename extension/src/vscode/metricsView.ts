@@ -15,6 +15,8 @@ export const SHOW_METRICS = "hotswap.showMetrics";
 /** In the run header: the terminal links these words to the view. */
 export const METRICS_LINK_TEXT = "show metrics";
 const POST_EVERY_MS = 100;
+/** After a run's last update, its record is read again: a terminal's run sends us no end. */
+const SETTLE_MS = 1500;
 
 export class MetricsView implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -22,6 +24,7 @@ export class MetricsView implements vscode.Disposable {
   private readonly wired = new WeakSet<Connection>();
   private outbox: MetricsUpdate[] = [];
   private postTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
   private loading: Promise<void> = Promise.resolve();
   private autoOpened = false;
   private readonly subscriptions: vscode.Disposable[] = [];
@@ -53,6 +56,7 @@ export class MetricsView implements vscode.Disposable {
 
   dispose(): void {
     clearTimeout(this.postTimer);
+    clearTimeout(this.settleTimer);
     this.panel?.dispose();
     this.subscriptions.forEach((s) => s.dispose());
   }
@@ -81,9 +85,11 @@ export class MetricsView implements vscode.Disposable {
         this.schedulePost();
       }
     });
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => this.finished(connection, { run_id: update.run_id }), SETTLE_MS);
   }
 
-  private finished(connection: Connection, body: RunFinishedBody): void {
+  private finished(connection: Connection, body: Pick<RunFinishedBody, "run_id">): void {
     if (this.model.runs.some((r) => r.run_id === body.run_id) && this.model.entry !== null) {
       const entry = this.model.entry;
       this.loading = this.loading.then(() => this.load(connection, entry, this.model.current));

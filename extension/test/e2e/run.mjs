@@ -285,7 +285,28 @@ async function answer(page, kind, body, artifacts) {
   if (kind === "webview") {
     return { elements: await webviewElements(page, body.selector) };
   }
+  if (kind === "webviewAction") {
+    return (await webviewAction(page, body)) ? {} : { error: `no ${body.selector} in any webview` };
+  }
   return { error: `unknown request ${kind}` };
+}
+
+// A user's hand in a webview: click `selector`, or move the mouse over it at (x, y) of its box.
+async function webviewAction(page, { selector, action, x = 0.5, y = 0.5 }) {
+  for (const frame of page.frames()) {
+    const handle = await frame.$(selector).catch(() => null);
+    if (handle === null) {
+      continue;
+    }
+    if (action === "click") {
+      await handle.click();
+    } else {
+      const box = await handle.boundingBox();
+      await page.mouse.move(box.x + box.width * x, box.y + box.height * y);
+    }
+    return true;
+  }
+  return false;
 }
 
 // The data-* attributes of the elements matching `selector` in every frame of the page: a
@@ -293,7 +314,9 @@ async function answer(page, kind, body, artifacts) {
 async function webviewElements(page, selector) {
   const found = [];
   for (const frame of page.frames()) {
-    const items = await frame.$$eval(selector, (els) => els.map((el) => ({ ...el.dataset }))).catch(() => []);
+    const items = await frame
+      .$$eval(selector, (els) => els.map((el) => ({ ...el.dataset, text: el.textContent, checked: el.checked })))
+      .catch(() => []);
     found.push(...items);
   }
   return found;

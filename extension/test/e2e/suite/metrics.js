@@ -28,7 +28,7 @@ async function lossChart(webviewElements) {
   return charts.find((c) => c.metric === "loss") || null;
 }
 
-async function metricsChartGrowsAndOverlaysTheRerun({ waitFor, waitForTerminal, screenshot, log, webviewElements }) {
+async function metricsChartGrowsAndOverlaysTheRerun({ waitFor, waitForTerminal, screenshot, log, webviewElements, webviewAction }) {
   const file = path.join(workspaceDir(), "metrics_demo.py");
   fs.writeFileSync(file, SCRIPT("1.0"));
   const doc = await vscode.workspace.openTextDocument(file);
@@ -67,6 +67,19 @@ async function metricsChartGrowsAndOverlaysTheRerun({ waitFor, waitForTerminal, 
   const runs = await webviewElements("#runs input[data-run]");
   assert.strictEqual(runs.length, 2, "the view lists both runs of metrics_demo.py");
   await screenshot("metrics-two-runs");
+
+  // Log scale, then a hover over the loss chart: the legend gives both runs' values there.
+  await webviewAction("#log-scale", "click");
+  await waitFor("log scale on", async () => (await webviewElements("#log-scale"))[0].checked, 10000);
+  await webviewAction('section.chart[data-metric="loss"] .u-over', "hover", 0.3, 0.5);
+  const values = await waitFor("the legend's values under the cursor", async () => {
+    const shown = (await webviewElements('section.chart[data-metric="loss"] .u-legend .u-value')).map((v) => v.text);
+    return shown.length === 3 && shown.every((t) => t && t !== "--" && t !== "–") ? shown : null;
+  }, 10000, 200);
+  log(`hover: ${JSON.stringify(values)}`);
+  const [step, earlier, current] = values.map(Number);
+  assert.ok(Math.abs(earlier - 1 / (step + 1)) < 1e-4 && Math.abs(current - 0.5 / (step + 1)) < 1e-4, `values at step ${step}: ${values}`);
+  await screenshot("metrics-log-scale-hover");
 }
 
 module.exports = { metricsChartGrowsAndOverlaysTheRerun };
