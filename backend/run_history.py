@@ -21,6 +21,7 @@ log = logging.getLogger("hotswap.daemon")
 SAVE_EVERY = 2.0  # seconds between saves of a run that is logging
 CACHED_SERIES = 4  # finished runs whose series stay in memory
 CHANGED_LISTED = 20  # changed files named in a record (changed_count has them all)
+MAX_SERIES = 1000  # metric names per run: f"loss_{step}" must not grow the daemon forever
 
 
 class RunLike(Protocol):
@@ -48,6 +49,7 @@ class RunHistory:
         self.entry_files: dict[str, dict[str, str] | None] = {}  # entry -> its last run's
         self.series: dict[str, dict[str, Series]] = {}
         self.dirty: dict[str, float] = {}  # run_id -> when it was last saved
+        self.refused: set[str] = set()  # runs told that they log too many metric names
         self._load()
 
     # -- what the daemon tells it ---------------------------------------------------------
@@ -102,21 +104,32 @@ class RunHistory:
         self._save(run_id)
         self._uncache()
 
-    def metrics(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any] | None:
-        """Add a worker's batch; the ``metrics_update`` event body, or None for a run not kept."""
+    def metrics(self, run_id: str, batch: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Add a worker's batch: the ``metrics_update`` event body (None for a run not kept),
+        and a note for the run's stderr ("" when all is well)."""
         record, series = self.records.get(run_id), self.series.get(run_id)
         if record is None or series is None:
-            return None
-        touched = []
+            return None, ""
+        touched, refused = [], []
         for item in batch["series"]:
             name = series_name(item["name"], batch["rank"])
-            one = series.get(name) or series.setdefault(name, Series(name))
-            one.add_batch(item)
+            if name not in series and len(series) >= MAX_SERIES:
+                refused.append(name)
+                continue
+            one = series.setdefault(name, Series(name))
+            try:
+                one.add_batch(item)
+            except ValueError as exc:  # a worker's bug must not stop the daemon
+                log.error("run %s: a metrics batch was refused: %s", run_id, exc)
+                continue
             record["last"][name] = one.last[1] if one.last else None
             touched.append(one)
         self.dirty.setdefault(run_id, time.monotonic())
         updates = [s.record(full=False) for s in dict.fromkeys(touched)]
-        return {"run_id": run_id, "entry": record["entry"], "series": updates}
+        note = "" if not refused or run_id in self.refused else _note(refused)
+        if refused:
+            self.refused.add(run_id)  # said once per run
+        return {"run_id": run_id, "entry": record["entry"], "series": updates}, note
 
     def save_due(self) -> None:
         """Save the runs that logged since their last save, at most every SAVE_EVERY."""
@@ -232,6 +245,15 @@ class RunHistory:
         for run_id in finished[:-CACHED_SERIES] if len(finished) > CACHED_SERIES else []:
             if run_id not in self.dirty:
                 del self.series[run_id]
+
+
+def _note(refused: list[str]) -> str:
+    if not refused:
+        return ""
+    return (
+        f"hotswap: hotswap.log: not recorded: {', '.join(sorted(set(refused))[:3])}: a run keeps "
+        f"at most {MAX_SERIES} metric names (put a changing part in step=, not in the name)\n"
+    )
 
 
 def _changed(before: dict[str, str] | None, after: dict[str, str] | None) -> list[str] | None:

@@ -51,7 +51,7 @@ class History(Protocol):
 
     def finished(self, run_id: str, body: dict[str, Any]) -> None: ...
 
-    def metrics(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any] | None: ...
+    def metrics(self, run_id: str, batch: dict[str, Any]) -> tuple[dict[str, Any] | None, str]: ...
 
 
 @dataclass(eq=False)  # a run is itself, whatever its fields: queues find it by identity
@@ -265,9 +265,13 @@ class RunQueue:
     def metrics(self, batch: dict[str, Any]) -> None:
         """A worker's batch of hotswap.log points: recorded, then sent on live."""
         run = self.live.get(batch["run_id"])
-        update = self.history.metrics(run.run_id, batch) if run and self.history else None
-        if run is not None and update is not None:
+        if run is None or self.history is None:
+            return
+        update, note = self.history.metrics(run.run_id, batch)
+        if update is not None and update["series"]:
             self._event(run, "metrics_update", update)
+        if note:
+            self.output(run, "stderr", note.encode())
 
     def _event(self, run: Run, msg_type: str, body: dict[str, Any]) -> None:
         if self.history is not None and msg_type == "run_started":

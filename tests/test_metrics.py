@@ -253,3 +253,13 @@ def test_a_client_that_subscribes_to_metrics_gets_every_runs_live_updates(
     finally:
         watcher.close()
         bystander.close()
+
+
+def test_a_run_keeps_at_most_a_thousand_metric_names_and_says_so(workspace: Workspace) -> None:
+    script = "import time, hotswap\nfor i in range(1005):\n    hotswap.log({f'l{i}': i})\n"
+    workspace.write("names.py", script + "time.sleep(0.5)\nhotswap.log({'l1003': 1})\n")
+    proc = workspace.run("names.py")
+    assert proc.returncode == 0
+    note = "hotswap: hotswap.log: not recorded: l1000, l1001, l1002: a run keeps at most 1000"
+    assert proc.stderr.count(note) == 1, proc.stderr  # said once, though a second batch came
+    assert len(metrics_json(workspace)["series"]) == 1000
