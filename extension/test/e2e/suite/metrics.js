@@ -80,6 +80,13 @@ async function metricsChartGrowsAndOverlaysTheRerun({ waitFor, waitForTerminal, 
   const [step, earlier, current] = values.map(Number);
   assert.ok(Math.abs(earlier - 1 / (step + 1)) < 1e-4 && Math.abs(current - 0.5 / (step + 1)) < 1e-4, `values at step ${step}: ${values}`);
   await screenshot("metrics-log-scale-hover");
+
+  // Untick the earlier run: one curve left, the rerun's.
+  await webviewAction("#runs label:nth-child(2) input", "click");
+  await waitFor("the earlier run hidden", async () => {
+    const chart = await lossChart(webviewElements);
+    return chart && chart.curves === "1" && Number(chart.points) === STEPS ? chart : null;
+  }, 10000, 200);
 }
 
 module.exports = { metricsChartGrowsAndOverlaysTheRerun };
