@@ -32,6 +32,7 @@ class MetricsBuffer:
         self._steps: dict[str, int] = {}
         self._run_id: str | None = None
         self._rank: int | None = None
+        self._waiting = threading.Event()  # points wait for the timer (which sleeps otherwise)
         runner_thread(self._timer, "hotswap-metrics").start()
         os.register_at_fork(after_in_child=self._forked)
 
@@ -66,6 +67,8 @@ class MetricsBuffer:
             if self._run_id is None:
                 return
             points, steps = self._points, self._steps
+            if not points:
+                self._waiting.set()
             for name, value in metrics.items():
                 if (type(value) is not float and type(value) is not int) or type(name) is not str:
                     value = _checked(name, value)
@@ -87,7 +90,9 @@ class MetricsBuffer:
 
     def _timer(self) -> None:
         while True:
+            self._waiting.wait()
             time.sleep(FLUSH_SECONDS)
+            self._waiting.clear()  # before the flush: a point added after it sets it again
             try:
                 self.flush()
             except Exception as exc:  # a value that cannot be converted must not stop the timer
