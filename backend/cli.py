@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cli_metrics import add_commands as add_metrics_commands
 from .cli_output import SyncReport, err, format_status
 from .cli_serve import cmd_keys, cmd_serve
 from .client import (
@@ -311,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop = add("stop", "stop the workspace's daemon (warm objects are released)")
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds before killing it")
     stop.set_defaults(func=cmd_stop)
+
+    add_metrics_commands(add)
 
     lsp = add("lsp", "the language server for any editor (LSP on stdin/stdout)", remote=False)
     lsp.set_defaults(func=cmd_lsp)

@@ -5,6 +5,7 @@ and the hover of warm objects. Never imports torch: it is one more client of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -15,11 +16,12 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
-from .client import DaemonClient
+from .client import DaemonClient, DaemonError
 from .lsp_commands import Commands
 from .lsp_daemon import DaemonLink
 from .lsp_runs import RunBook
 from .lsp_view import code_lenses, entry_line, warm_call_at, warm_hover
+from .protocol import ProtocolError
 from .workspace import find_workspace
 
 log = logging.getLogger("hotswap.lsp")
@@ -40,6 +42,7 @@ class HotswapServer(LanguageServer):
         self.commands_ = Commands(self)
         self.progress_tokens: dict[str, str | None] = {}  # run_id -> token once begun
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.caught_up = False
 
     # -- the daemon's side ----------------------------------------------------------------
 
@@ -57,6 +60,11 @@ class HotswapServer(LanguageServer):
     def _connected(self, client: DaemonClient) -> None:
         status = client.request("status")["body"]
         self._from_thread({"type": "connected", "body": status})
+        if not self.caught_up:  # runs that ended before this server started, once
+            self.caught_up = True
+            with contextlib.suppress(ProtocolError, DaemonError):  # a daemon without `runs`
+                runs = client.request("runs")["body"]["runs"]
+                self._from_thread({"type": "past_runs", "body": {"runs": runs}})
 
     def on_daemon_event(self, msg: dict[str, Any]) -> None:
         handler = getattr(self, f"on_{msg['type']}", None)
@@ -85,6 +93,18 @@ class HotswapServer(LanguageServer):
         for file in files:
             self.publish(file)
         self.end_progress(body["run_id"])
+        self.refresh_lenses()
+
+    def on_past_runs(self, body: dict[str, Any]) -> None:
+        """Replay the kept runs, oldest first: each entry's newest failure shows, unless a later
+        run of it succeeded."""
+        files: set[Path] = set()
+        for record in reversed(body["runs"]):
+            if record["state"] == "finished" and record["exit_code"] is not None:
+                self.book.started(record)
+                files |= self.book.finished(record)[1]
+        for file in files:
+            self.publish(file)
         self.refresh_lenses()
 
     def on_warm_changed(self, body: dict[str, Any]) -> None:

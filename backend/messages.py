@@ -110,6 +110,40 @@ RECORDS: dict[str, dict[str, Field]] = {
         "reason": _opt(str),
         "duration": _opt(int, float),
     },
+    # hotswap.log's points from a worker: int64 steps, float64 values and times, little-endian
+    "metric_batch": {"name": _f(str), "steps": _f(bytes), "values": _f(bytes), "times": _f(bytes)},
+    # a series as the daemon keeps it: every ``stride``-th of ``count`` points logged (min, max
+    # and last added in a full copy); live, only the points kept since the last event, unless
+    # ``reset`` (then the whole series: it was thinned)
+    "metric_series": {
+        "name": _f(str),
+        "points": _f(list),  # [step, value, time] lists
+        "count": _f(int),
+        "stride": _f(int),
+        "reset": _f(bool),
+        "last": _f(list, _NONE),  # the newest [step, value, time], kept or not
+    },
+    # a run as .hotswap/runs/ keeps it (runs and metrics requests)
+    "run_record": {
+        "run_id": _f(str),
+        "entry": _f(str),
+        "entry_kind": _f(str),
+        "args": _f(list),
+        "cwd": _f(str),
+        "path_mappings": _items("path_mapping"),
+        "started": _f(int, float),
+        "state": _f(str),  # running, finished
+        "duration": _f(int, float, _NONE),
+        "exit_code": _f(int, _NONE),
+        "reason": _f(str, _NONE),
+        "error": _f(dict, _NONE, record="error"),
+        "warm_reused": _f(list),
+        "previous": _f(str, _NONE),  # the run of the same entry before it
+        "changed": _f(list, _NONE),  # workspace files changed since then (None: unknown)
+        "changed_count": _f(int),
+        "args_changed": _f(bool),
+        "last": _f(dict),  # metric name -> its last value
+    },
     "sync_policy": {
         "max_file_bytes": _f(int),
         "chunk_bytes": _f(int),
@@ -126,7 +160,13 @@ RECORDS: dict[str, dict[str, Field]] = {
 MESSAGE_TYPES: dict[str, MessageSpec] = {
     # -- requests from clients ----------------------------------------------------
     # subscribe: also receive run_started and run_finished of every other client's runs
-    "hello": _spec("request", protocol_version=_f(str), client=_f(str), subscribe=_opt(bool)),
+    "hello": _spec(
+        "request",
+        protocol_version=_f(str),
+        client=_f(str),
+        subscribe=_opt(bool),
+        subscribe_metrics=_opt(bool),  # also receive every run's live metrics events
+    ),
     "run": _spec(
         "request",
         entry=_f(str),
@@ -160,6 +200,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "status": _spec("request"),
     "stop": _spec("request"),
     "release": _spec("request", keys=_opt(list, _NONE)),
+    "runs": _spec("request", entry=_opt(str), limit=_opt(int)),  # entry as in run_record
+    "metrics": _spec("request", run_id=_f(str)),  # or "last"
     # -- replies (type is "<request>_reply", or "error") --------------------------
     "hello_reply": _spec(
         "reply",
@@ -187,6 +229,10 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "reply", state=_f(str), mode=_f(str), applied=_f(bool), elapsed_ms=_f(int, float)
     ),
     "release_reply": _spec("reply", released=_f(list)),
+    "runs_reply": _spec("reply", runs=_items("run_record")),  # newest first
+    "metrics_reply": _spec(
+        "reply", run=_f(dict, record="run_record"), series=_items("metric_series")
+    ),
     "error": _spec("reply", ename=_f(str), evalue=_f(str), hint=_opt(str)),
     # -- events -------------------------------------------------------------------
     "run_started": _spec(
@@ -216,6 +262,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "event", worker=_f(int), pid=_f(int), reason=_f(str), warm_lost=_f(list)
     ),
     "warm_changed": _spec("event", worker=_f(int), warm=_items("warm_object")),
+    "metrics_update": _spec("event", run_id=_f(str), entry=_f(str), series=_items("metric_series")),
     "debug_ready": _spec(
         "event",
         run_id=_f(str, _NONE),
@@ -275,6 +322,9 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "from_worker", warm=_items("warm_object"), memory=_f(dict, record="memory")
     ),
     "worker_log": _spec("from_worker", level=_f(str), message=_f(str)),
+    "metrics_batch": _spec(
+        "from_worker", run_id=_f(str), rank=_f(int, _NONE), series=_items("metric_batch")
+    ),
 }
 
 REQUEST_TYPES = [t for t, s in MESSAGE_TYPES.items() if s.kind == "request"]

@@ -35,6 +35,7 @@ FEATURES = [
     "sync",
     "debug",
     "subscribe",
+    "metrics",
 ]
 RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded"]
 STREAMS = ["stdout", "stderr"]
@@ -56,6 +57,7 @@ ERRORS: dict[str, str] = {
     "resync": "the daemon's workspace is not in the state the client assumed: resync",
     "unsafe_path": "a sync path that is absolute, escapes the workspace or is not a plain file",
     "bad_run_id": "a client-chosen run_id that is malformed or already used by a recent run",
+    "unknown_run": "a run_id the daemon keeps no record of (hotswap runs lists them)",
     "internal": "a bug in the daemon while handling the request (see .hotswap/daemon.log)",
 }
 """Every ``ename`` the daemon can send in an ``error`` reply, with its meaning."""
@@ -111,6 +113,10 @@ class UnsafePathError(ProtocolError):
 
 class BadRunId(ProtocolError):
     ename = "bad_run_id"
+
+
+class UnknownRun(ProtocolError):
+    ename = "unknown_run"
 
 
 class InternalError(ProtocolError):

@@ -44,6 +44,16 @@ class WorkerHandle(Protocol):
     def send(self, msg_type: str, body: dict[str, Any]) -> None: ...
 
 
+class History(Protocol):
+    """Where runs are recorded (run_history.RunHistory): their start, end and metrics."""
+
+    def started(self, run: Any) -> None: ...
+
+    def finished(self, run_id: str, body: dict[str, Any]) -> None: ...
+
+    def metrics(self, run_id: str, batch: dict[str, Any]) -> tuple[dict[str, Any] | None, str]: ...
+
+
 @dataclass(eq=False)  # a run is itself, whatever its fields: queues find it by identity
 class Run:
     run_id: str
@@ -85,13 +95,14 @@ class Run:
 class RunQueue:
     """Every run the daemon knows: waiting, running, and the last RECENT_RUNS finished."""
 
-    def __init__(self, send: Send, cancel_timeout: float) -> None:
-        self.send = send
+    def __init__(self, send: Send, cancel_timeout: float, history: History | None = None) -> None:
+        self.send, self.history = send, history
         self.cancel_timeout = cancel_timeout
         self.pending: deque[Run] = deque()
         self.live: dict[str, Run] = {}
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.subscribers: set[bytes] = set()  # clients that see every run's start and finish
+        self.metrics_subscribers: set[bytes] = set()  # ... and every run's metrics_update
 
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
@@ -251,11 +262,29 @@ class RunQueue:
         self._event(run, "run_finished", body)
         log.info("run %s %s: exit %d %s", run.run_id, reason, exit_code, message)
 
+    def metrics(self, batch: dict[str, Any]) -> None:
+        """A worker's batch of hotswap.log points: recorded, then sent on live."""
+        run = self.live.get(batch["run_id"])
+        if run is None or self.history is None:
+            return
+        update, note = self.history.metrics(run.run_id, batch)
+        if update is not None and update["series"]:
+            self._event(run, "metrics_update", update)
+        if note:
+            self.output(run, "stderr", note.encode())
+
     def _event(self, run: Run, msg_type: str, body: dict[str, Any]) -> None:
+        if self.history is not None and msg_type == "run_started":
+            self.history.started(run)
+        elif self.history is not None and msg_type == "run_finished":
+            self.history.finished(run.run_id, body)
         msg = make_message(msg_type, body)
         self.send(run.client, msg)
         if msg_type in ("run_started", "run_finished"):
             for client in self.subscribers - {run.client}:
+                self.send(client, msg)
+        elif msg_type == "metrics_update":
+            for client in self.metrics_subscribers - {run.client}:
                 self.send(client, msg)
 
     def describe(self) -> list[dict[str, Any]]:

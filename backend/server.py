@@ -20,12 +20,11 @@ import zmq
 
 from . import __version__
 from .client_watch import ClientWatch, warm_probe
+from .daemon_info import hello_body, status_daemon
 from .daemon_log import LogRotation, RejectLog
 from .daemon_sockets import bind_router, client_router
 from .orphans import end_orphans
 from .protocol import (
-    FEATURES,
-    PROTOCOL_VERSION,
     REQUEST_TYPES,
     InternalError,
     NotARequest,
@@ -35,9 +34,9 @@ from .protocol import (
     make_message,
     reply_to,
 )
+from .run_history import RunHistory
 from .runs import Run, RunQueue, exec_body
 from .session import Session, new_key
-from .sync import sync_policy
 from .sync_daemon import Syncer
 from .worker_process import WorkerSpec
 from .workers import Workers
@@ -74,7 +73,8 @@ class Daemon:
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
-        self.runs = RunQueue(self.send, config.cancel_timeout)
+        self.history = RunHistory(state_dir(workspace) / "runs", config.keep_runs)
+        self.runs = RunQueue(self.send, config.cancel_timeout, self.history)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
         )
@@ -116,6 +116,7 @@ class Daemon:
 
     def _close(self) -> None:
         self.syncer.save_records()
+        self.history.save_all()
         remove_connection(self.workspace)
         self.watch.close()
         self.client_socket.close(linger=500)
@@ -160,6 +161,7 @@ class Daemon:
         self.log_rotation.check(now)
         if now - self.records_saved > 1.0:
             self.syncer.save_records()
+            self.history.save_due()
             self.records_saved = now
 
     def _drain(self, sock: zmq.Socket[bytes], handle: Callable[[list[bytes]], None]) -> None:
@@ -193,6 +195,7 @@ class Daemon:
     def _client_gone(self, identity: bytes) -> None:
         """Nobody reads the output of a vanished client's runs any more: cancel them."""
         self.runs.subscribers.discard(identity)
+        self.runs.metrics_subscribers.discard(identity)
         if identity in self.clients:
             self.clients.discard(identity)
             for run in self.runs.cancel_all("its client disconnected", client=identity):
@@ -233,15 +236,9 @@ class Daemon:
         check_version(msg["body"]["protocol_version"])
         if msg["body"].get("subscribe"):
             self.runs.subscribers.add(identity)
-        body = {
-            "protocol_version": PROTOCOL_VERSION,
-            "version": __version__,
-            "features": FEATURES,
-            "daemon_pid": os.getpid(),
-            "workspace": str(self.workspace),
-            "sync_policy": sync_policy(self.config.max_file_bytes),
-        }
-        self.send(identity, reply_to(msg, body))
+        if msg["body"].get("subscribe_metrics"):
+            self.runs.metrics_subscribers.add(identity)
+        self.send(identity, reply_to(msg, hello_body(self.workspace, self.config.max_file_bytes)))
 
     def on_run(self, identity: bytes, msg: dict[str, Any]) -> None:
         body = msg["body"]
@@ -251,6 +248,8 @@ class Daemon:
         path_map = self.syncer.check_run(body.get("root"), body.get("state"))
         fields = exec_body(body, str(self.workspace), self.config.debug_timeout, path_map)
         run = Run(run_id, identity, fields, queued=bool(body.get("queue")))
+        root = body.get("root")
+        self.history.note_files(run_id, dict(self.syncer.state_for(root).files) if root else None)
         self.send(identity, reply_to(msg, {"run_id": run.run_id, "queued": run.queued}))
         self.runs.submit(run)
         self.workers.schedule()
@@ -278,15 +277,7 @@ class Daemon:
         self.send(identity, reply_to(msg, {"accepted": accepted}))
 
     def on_status(self, identity: bytes, msg: dict[str, Any]) -> None:
-        daemon = {
-            "pid": os.getpid(),
-            "workspace": str(self.workspace),
-            "address": self.address,
-            "started": self.started,
-            "version": __version__,
-            "protocol_version": PROTOCOL_VERSION,
-            "stopping": self.stopping,
-        }
+        daemon = status_daemon(self.workspace, self.address, self.started, self.stopping)
         workers, runs = self.workers.describe(), self.runs.describe()
         self.send(identity, reply_to(msg, {"daemon": daemon, "workers": workers, "runs": runs}))
 
@@ -297,3 +288,11 @@ class Daemon:
     def on_release(self, identity: bytes, msg: dict[str, Any]) -> None:
         released = self.workers.release(msg["body"].get("keys"))
         self.send(identity, reply_to(msg, {"released": released}))
+
+    def on_runs(self, identity: bytes, msg: dict[str, Any]) -> None:
+        runs = self.history.runs(msg["body"].get("entry"), msg["body"].get("limit", 50))
+        self.send(identity, reply_to(msg, {"runs": runs}))
+
+    def on_metrics(self, identity: bytes, msg: dict[str, Any]) -> None:
+        run, series = self.history.run_metrics(msg["body"]["run_id"])
+        self.send(identity, reply_to(msg, {"run": run, "series": series}))

@@ -44,6 +44,7 @@ class Workers:
             "warm_report": self.on_warm_report,
             "debug_listening": self.on_debug_listening,
             "worker_log": self.on_worker_log,
+            "metrics_batch": lambda worker, body: self.runs.metrics(body),
         }
 
     def __iter__(self) -> Iterator[WorkerProcess]:

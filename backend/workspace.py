@@ -165,6 +165,7 @@ class Config:
         self.debug_timeout = 60.0
         self.debug_listen_at_start = False
         self.auto_warm = True
+        self.keep_runs = 50  # run records and metrics kept in .hotswap/runs/
 
     @classmethod
     def load(cls, workspace: Path) -> Config:
@@ -195,6 +196,7 @@ class Config:
             "debug_timeout",
             "debug_listen_at_start",
             "auto_warm",
+            "keep_runs",
         }
         unknown = set(table) - known
         if unknown:
@@ -231,6 +233,11 @@ class Config:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{source}: [tool.hotswap] max_file_mb must be a number > 0")
             config.max_file_bytes = int(value * 1024 * 1024)
+        if "keep_runs" in table:
+            value = table["keep_runs"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{source}: [tool.hotswap] keep_runs must be an integer >= 1")
+            config.keep_runs = value
         if "workers" in table:
             value = table["workers"]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -16,10 +16,24 @@ export const common = {
   logLevel: "warning",
 };
 
+/** The Metrics webview's script (with uPlot and its CSS, as metricsWebview.css): a browser bundle. */
+export const webview = {
+  bundle: true,
+  platform: "browser",
+  format: "iife",
+  target: "es2020",
+  minify: true,
+  sourcemap: true,
+  logLevel: "warning",
+  entryPoints: [path.join(here, "src", "webview", "metricsWebview.ts")],
+  outfile: path.join(here, "dist", "metricsWebview.js"),
+};
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await esbuild.build({
     ...common,
     entryPoints: [path.join(here, "src", "vscode", "extension.ts")],
     outfile: path.join(here, "dist", "extension.js"),
   });
+  await esbuild.build(webview);
 }

@@ -92,6 +92,16 @@ async def eventually(condition: Callable[[], Any], failure: str, timeout: float 
     return result
 
 
+async def eventually_async(
+    fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0
+) -> Any:
+    """``await fetch()`` until ``done`` accepts its result (or the time is up); that result."""
+    deadline = time.monotonic() + timeout
+    while not done(result := await fetch()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return result
+
+
 def open_file(client: LanguageClient, path: Path) -> None:
     item = lsp.TextDocumentItem(path.as_uri(), "python", 1, path.read_text())
     client.text_document_did_open(lsp.DidOpenTextDocumentParams(item))
@@ -136,6 +146,25 @@ async def test_a_failed_cli_run_shows_at_its_deepest_workspace_frame_until_fixed
         titles = await lens_titles(client, train)
         assert titles[:2] == ["Run on warm GPU", "Debug"]
         assert titles[2].startswith("✓ ") and titles[2].endswith(" s · 0 warm reused"), titles
+
+
+async def test_a_run_that_failed_before_the_server_started_shows_its_diagnostic(
+    workspace: Workspace,
+) -> None:
+    lib, train = workspace.write("lib.py", LIB), workspace.write("train.py", TRAIN)
+    workspace.write("other.py", "import lib\nlib.check(5)\n")
+    assert (await cli_run(workspace, "train.py")).returncode == 1
+    assert (await cli_run(workspace, "other.py")).returncode == 1
+    workspace.write("other.py", "import lib\nlib.check(1)\n")
+    assert (await cli_run(workspace, "other.py")).returncode == 0  # fixed: its failure is gone
+    async with language_server(workspace) as client:
+        (problem,) = await eventually(
+            lambda: client.diagnostics.get(lib.as_uri()), "no diagnostic of the earlier run"
+        )
+        assert problem.message == "ValueError: too big: 3"  # train.py's, not other.py's 5
+        open_file(client, train)
+        titles = await lens_titles(client, train)
+        assert titles == ["Run on warm GPU", "Debug", "✗ ValueError · line 3"]
 
 
 async def test_editing_the_failing_file_clears_its_diagnostic(workspace: Workspace) -> None:
@@ -245,7 +274,8 @@ async def test_did_save_reruns_the_entry_when_asked(workspace: Workspace) -> Non
             lambda: any("saved run loop.py 2" in m.message for m in client.log_messages),
             "a save did not rerun the script with its saved text",
         )
-        titles = await lens_titles(client, script)
+        # The output arrives before run_finished: wait for the result, then check it.
+        titles = await eventually_async(lambda: lens_titles(client, script), lambda t: len(t) > 2)
         assert titles[2].startswith("✓ "), "the saved run's result is on the entry's lens"
 
 

@@ -13,6 +13,7 @@ import threading
 import traceback
 from typing import Any
 
+from .. import metrics
 from ..protocol import INTERRUPTED_EXIT
 from ..warm import WarmCache, install
 from . import run_memory
@@ -30,6 +31,7 @@ from .execute import (
 )
 from .leftovers import adopt_orphans, kill_children
 from .link import WorkerLink
+from .metrics_buffer import MetricsBuffer
 
 
 def memory_report() -> dict[str, Any]:
@@ -47,6 +49,7 @@ class Worker:
         self.link = link
         self.cache = WarmCache(on_change=self.warm_changed)
         self.last_run: dict[str, int] = {}  # run_memory.after_run's figures
+        self.metrics = MetricsBuffer(link.send)
         link.on_forget = self.forget
 
     def report_warm(self) -> None:
@@ -95,6 +98,9 @@ class Worker:
         outcome = RunOutcome(exit_code=INTERRUPTED_EXIT, duration=0.0, interrupted=True)
         run_memory.begin_run()  # not between begin_run and the handler: a cancel lands there
         try:
+            self.metrics.begin_run(
+                request.run_id, request.env.get("RANK") or os.environ.get("RANK")
+            )
             self.link.begin_run(request.run_id)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             refused = self.attach_debugger(request, job) if request.debug else None
@@ -105,6 +111,7 @@ class Worker:
             outcome = RunOutcome(exit_code=1, duration=0.0, restart=INTERNAL_ERROR)
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.metrics.end_run()
             self.link.end_run()
             self.link.send(
                 "exec_done",
@@ -228,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     link = WorkerLink(args.connect, key, args.worker_id, args.daemon_pid)
     worker = Worker(link)
     install(worker.cache)
+    metrics.install(worker.metrics.add)
     link.start()
     link.send("worker_ready", {"pid": os.getpid(), "python": sys.version.split()[0]})
     if args.debug_listen:

@@ -5,7 +5,18 @@
 
 import type { FieldSpec, RecordName, WireType } from "./protocol";
 import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
-import type { DaemonStatus, PathMapping, Records, RunError, RunStatus, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
+import type {
+  DaemonStatus,
+  MetricSeries,
+  PathMapping,
+  Records,
+  RunError,
+  RunRecord,
+  RunStatus,
+  SyncPolicy,
+  WarmEntry,
+  WorkerStatus,
+} from "./records";
 
 export type * from "./records";
 
@@ -14,6 +25,8 @@ export interface HelloBody {
   client: string;
   /** Also receive run_started and run_finished of every other client's runs. */
   subscribe?: boolean;
+  /** Also receive every run's live metrics_update events. */
+  subscribe_metrics?: boolean;
 }
 
 export interface RunBody {
@@ -183,6 +196,32 @@ export interface DebugReadyBody {
   attached?: boolean;
 }
 
+export interface RunsBody {
+  /** Only the runs of this entry (as run_record's entry). */
+  entry?: string;
+  limit?: number;
+}
+
+export interface MetricsBody {
+  /** A run id, or "last". */
+  run_id: string;
+}
+
+export interface RunsReplyBody {
+  runs: RunRecord[];
+}
+
+export interface MetricsReplyBody {
+  run: RunRecord;
+  series: MetricSeries[];
+}
+
+export interface MetricsUpdateBody {
+  run_id: string;
+  entry: string;
+  series: MetricSeries[];
+}
+
 export interface SyncProgressBody {
   transaction: string;
   files_done: number;
@@ -202,6 +241,8 @@ export interface Bodies {
   status: EmptyBody;
   stop: EmptyBody;
   release: ReleaseBody;
+  runs: RunsBody;
+  metrics: MetricsBody;
   hello_reply: HelloReplyBody;
   run_reply: RunReplyBody;
   cancel_reply: CancelReplyBody;
@@ -211,12 +252,15 @@ export interface Bodies {
   manifest_reply: ManifestReplyBody;
   sync_reply: SyncReplyBody;
   release_reply: ReleaseReplyBody;
+  runs_reply: RunsReplyBody;
+  metrics_reply: MetricsReplyBody;
   error: ErrorBody;
   run_started: RunStartedBody;
   stream: StreamBody;
   run_finished: RunFinishedBody;
   worker_restarted: WorkerRestartedBody;
   warm_changed: WarmChangedBody;
+  metrics_update: MetricsUpdateBody;
   debug_ready: DebugReadyBody;
   sync_progress: SyncProgressBody;
 }

@@ -68,13 +68,16 @@ export interface HeaderInfo {
   startSeconds: number;
   debug: boolean;
   note?: string;
+  /** Words the terminal links to the Metrics view, shown at the end of the first line. */
+  metricsLink?: string;
 }
 
 export function header(info: HeaderInfo): string {
   const command = [info.entry, ...info.args].map(quoteArg).join(" ");
   const verb = info.debug ? "debugging" : "running";
   const warm = info.warmKeys.length ? `warm: ${info.warmKeys.join(", ")}` : "nothing warm yet";
-  const lines = [`${CYAN}${BOLD}▶ ${verb} ${command}${RESET}${DIM} · ${warm} · started in ${formatSeconds(info.startSeconds)}${RESET}`];
+  const link = info.metricsLink ? ` ${DIM}·${RESET} ${info.metricsLink}` : "";
+  const lines = [`${CYAN}${BOLD}▶ ${verb} ${command}${RESET}${DIM} · ${warm} · started in ${formatSeconds(info.startSeconds)}${RESET}${link}`];
   if (info.note) {
     lines.push(`${YELLOW}${info.note}${RESET}`);
   }

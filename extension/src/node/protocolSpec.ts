@@ -14,6 +14,7 @@ export const MESSAGE_TYPES = {
       protocol_version: { types: ["str"], required: true, record: null, items: null },
       client: { types: ["str"], required: true, record: null, items: null },
       subscribe: { types: ["bool"], required: false, record: null, items: null },
+      subscribe_metrics: { types: ["bool"], required: false, record: null, items: null },
     },
   },
   run: {
@@ -79,6 +80,19 @@ export const MESSAGE_TYPES = {
     kind: "request",
     fields: {
       keys: { types: ["list", "none"], required: false, record: null, items: null },
+    },
+  },
+  runs: {
+    kind: "request",
+    fields: {
+      entry: { types: ["str"], required: false, record: null, items: null },
+      limit: { types: ["int"], required: false, record: null, items: null },
+    },
+  },
+  metrics: {
+    kind: "request",
+    fields: {
+      run_id: { types: ["str"], required: true, record: null, items: null },
     },
   },
   hello_reply: {
@@ -149,6 +163,19 @@ export const MESSAGE_TYPES = {
       released: { types: ["list"], required: true, record: null, items: null },
     },
   },
+  runs_reply: {
+    kind: "reply",
+    fields: {
+      runs: { types: ["list"], required: true, record: null, items: "run_record" },
+    },
+  },
+  metrics_reply: {
+    kind: "reply",
+    fields: {
+      run: { types: ["dict"], required: true, record: "run_record", items: null },
+      series: { types: ["list"], required: true, record: null, items: "metric_series" },
+    },
+  },
   error: {
     kind: "reply",
     fields: {
@@ -206,6 +233,14 @@ export const MESSAGE_TYPES = {
     fields: {
       worker: { types: ["int"], required: true, record: null, items: null },
       warm: { types: ["list"], required: true, record: null, items: "warm_object" },
+    },
+  },
+  metrics_update: {
+    kind: "event",
+    fields: {
+      run_id: { types: ["str"], required: true, record: null, items: null },
+      entry: { types: ["str"], required: true, record: null, items: null },
+      series: { types: ["list"], required: true, record: null, items: "metric_series" },
     },
   },
   debug_ready: {
@@ -303,6 +338,40 @@ export const RECORDS = {
     reason: { types: ["str"], required: false, record: null, items: null },
     duration: { types: ["int", "float"], required: false, record: null, items: null },
   },
+  metric_batch: {
+    name: { types: ["str"], required: true, record: null, items: null },
+    steps: { types: ["bytes"], required: true, record: null, items: null },
+    values: { types: ["bytes"], required: true, record: null, items: null },
+    times: { types: ["bytes"], required: true, record: null, items: null },
+  },
+  metric_series: {
+    name: { types: ["str"], required: true, record: null, items: null },
+    points: { types: ["list"], required: true, record: null, items: null },
+    count: { types: ["int"], required: true, record: null, items: null },
+    stride: { types: ["int"], required: true, record: null, items: null },
+    reset: { types: ["bool"], required: true, record: null, items: null },
+    last: { types: ["list", "none"], required: true, record: null, items: null },
+  },
+  run_record: {
+    run_id: { types: ["str"], required: true, record: null, items: null },
+    entry: { types: ["str"], required: true, record: null, items: null },
+    entry_kind: { types: ["str"], required: true, record: null, items: null },
+    args: { types: ["list"], required: true, record: null, items: null },
+    cwd: { types: ["str"], required: true, record: null, items: null },
+    path_mappings: { types: ["list"], required: true, record: null, items: "path_mapping" },
+    started: { types: ["int", "float"], required: true, record: null, items: null },
+    state: { types: ["str"], required: true, record: null, items: null },
+    duration: { types: ["int", "float", "none"], required: true, record: null, items: null },
+    exit_code: { types: ["int", "none"], required: true, record: null, items: null },
+    reason: { types: ["str", "none"], required: true, record: null, items: null },
+    error: { types: ["dict", "none"], required: true, record: "error", items: null },
+    warm_reused: { types: ["list"], required: true, record: null, items: null },
+    previous: { types: ["str", "none"], required: true, record: null, items: null },
+    changed: { types: ["list", "none"], required: true, record: null, items: null },
+    changed_count: { types: ["int"], required: true, record: null, items: null },
+    args_changed: { types: ["bool"], required: true, record: null, items: null },
+    last: { types: ["dict"], required: true, record: null, items: null },
+  },
   sync_policy: {
     max_file_bytes: { types: ["int"], required: true, record: null, items: null },
     chunk_bytes: { types: ["int"], required: true, record: null, items: null },
@@ -328,5 +397,6 @@ export const ERRORS = {
   resync: "the daemon's workspace is not in the state the client assumed: resync",
   unsafe_path: "a sync path that is absolute, escapes the workspace or is not a plain file",
   bad_run_id: "a client-chosen run_id that is malformed or already used by a recent run",
+  unknown_run: "a run_id the daemon keeps no record of (hotswap runs lists them)",
   internal: "a bug in the daemon while handling the request (see .hotswap/daemon.log)",
 } as const satisfies Record<string, string>;

@@ -106,6 +106,52 @@ export interface SyncPolicy {
   sync_symlinks: boolean;
 }
 
+/** hotswap.log's points from a worker (little-endian int64 steps, float64 values and times). */
+export interface MetricBatch {
+  name: string;
+  steps: Uint8Array;
+  values: Uint8Array;
+  times: Uint8Array;
+}
+
+/** [step, value, time (Unix seconds)] */
+export type MetricPoint = [number, number, number];
+
+/** A series as the daemon keeps it: every `stride`-th of `count` points (a full copy adds min,
+ * max and last). Live, only the points kept since the last event, unless `reset`. */
+export interface MetricSeries {
+  name: string;
+  points: MetricPoint[];
+  count: number;
+  stride: number;
+  reset: boolean;
+  last: MetricPoint | null;
+}
+
+/** A run as the daemon keeps it in .hotswap/runs/. */
+export interface RunRecord {
+  run_id: string;
+  /** The script's absolute path in the daemon's terms, or the module or code. */
+  entry: string;
+  entry_kind: string;
+  args: string[];
+  cwd: string;
+  path_mappings: PathMapping[];
+  started: number;
+  state: string;
+  duration: number | null;
+  exit_code: number | null;
+  reason: string | null;
+  error: RunError | null;
+  warm_reused: string[];
+  previous: string | null;
+  /** Workspace files changed since the previous run of the entry (null: unknown). */
+  changed: string[] | null;
+  changed_count: number;
+  args_changed: boolean;
+  last: Record<string, number | null>;
+}
+
 /** Every record by its name in RECORDS. */
 export interface Records {
   frame: Frame;
@@ -118,4 +164,7 @@ export interface Records {
   status_worker: WorkerStatus;
   status_run: RunStatus;
   sync_policy: SyncPolicy;
+  metric_batch: MetricBatch;
+  metric_series: MetricSeries;
+  run_record: RunRecord;
 }

@@ -82,9 +82,10 @@ export class Transport {
     return (await reply).body as unknown as Bodies[ReplyType<R>];
   }
 
-  /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch. */
-  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody> {
-    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client }, timeoutMs);
+  /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch.
+   * `subscribe_metrics`: also receive the metrics_update events of other clients' runs. */
+  async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS, options: { subscribe_metrics?: boolean } = {}): Promise<HelloReplyBody> {
+    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client, ...options }, timeoutMs);
     checkVersion(reply.protocol_version);
     return reply;
   }

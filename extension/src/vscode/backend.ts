@@ -116,7 +116,8 @@ export class Backend implements vscode.Disposable {
     const transport = new Transport(info, this.log);
     let hello: HelloReplyBody;
     try {
-      hello = await transport.hello(CLIENT_NAME);
+      // The Metrics view follows `hotswap run` from a terminal too.
+      hello = await transport.hello(CLIENT_NAME, undefined, { subscribe_metrics: true });
     } catch (err) {
       transport.close("the handshake failed");
       throw this.explainHello(err, info, remote, settings.backend);

@@ -10,6 +10,7 @@ import { guard, guarded } from "./errors";
 import { RerunOnSave } from "./rerunOnSave";
 import { LanguageServers } from "./languageServer";
 import { resolveLaunch } from "./launchTarget";
+import { MetricsLinkProvider, MetricsView, SHOW_METRICS } from "./metricsView";
 import { RunController } from "./run";
 import { readSettings, toggleRunOnSave } from "./settings";
 import { StatusBar, showStatusMenu } from "./statusBar";
@@ -23,6 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const status = new StatusBar();
   const runs = new RunController(backends, terminal, status, log);
   const debugging = new HotSwapDebugging(runs, log);
+  const metrics = new MetricsView(context.extensionUri, backends, log);
   const command = <A extends unknown[]>(id: string, what: string, action: (...args: A) => unknown): vscode.Disposable =>
     vscode.commands.registerCommand(id, guarded(log, what, action));
 
@@ -34,9 +36,12 @@ export function activate(context: vscode.ExtensionContext): void {
     status,
     runs,
     debugging,
+    metrics,
     new RerunOnSave(runs, log),
     new LanguageServers(backends, log),
     vscode.window.registerTerminalLinkProvider(new TracebackLinkProvider(terminal, () => runs.linkContext())),
+    vscode.window.registerTerminalLinkProvider(new MetricsLinkProvider((t) => terminal.is(t))),
+    command(SHOW_METRICS, "Show Metrics", () => metrics.show()),
     command("hotswap.run", "Run on Warm GPU", (uri?: vscode.Uri) => runs.start(resolveLaunch(asUri(uri), {}, false))),
     command("hotswap.debug", "Debug on Warm GPU", (uri?: vscode.Uri) => debugging.debugCommand(asUri(uri))),
     command("hotswap.cancel", "Cancel", () => runs.cancel()),

@@ -13,6 +13,7 @@ import { newRunId, syncThenRun } from "../node/startRun";
 import { Backend, Backends, Connection } from "./backend";
 import { SHOW_LOG, UserError, report } from "./errors";
 import { Launch, relaunch } from "./launchTarget";
+import { METRICS_LINK_TEXT } from "./metricsView";
 import { StatusBar } from "./statusBar";
 import { HotSwapTerminal } from "./terminal";
 
@@ -225,6 +226,7 @@ export class RunController implements vscode.Disposable {
         startSeconds: (performance.now() - run.requestedAt) / 1000,
         debug: spec.debug,
         note: run.launch.note,
+        metricsLink: METRICS_LINK_TEXT,
       }),
     );
     if (run === this.shown) {

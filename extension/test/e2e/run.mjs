@@ -282,7 +282,44 @@ async function answer(page, kind, body, artifacts) {
     await page.keyboard.press(body.key);
     return {};
   }
+  if (kind === "webview") {
+    return { elements: await webviewElements(page, body.selector) };
+  }
+  if (kind === "webviewAction") {
+    return (await webviewAction(page, body)) ? {} : { error: `no ${body.selector} in any webview` };
+  }
   return { error: `unknown request ${kind}` };
+}
+
+// A user's hand in a webview: click `selector`, or move the mouse over it at (x, y) of its box.
+async function webviewAction(page, { selector, action, x = 0.5, y = 0.5 }) {
+  for (const frame of page.frames()) {
+    const handle = await frame.$(selector).catch(() => null);
+    if (handle === null) {
+      continue;
+    }
+    if (action === "click") {
+      await handle.click();
+    } else {
+      const box = await handle.boundingBox();
+      await page.mouse.move(box.x + box.width * x, box.y + box.height * y);
+    }
+    return true;
+  }
+  return false;
+}
+
+// The data-* attributes of the elements matching `selector` in every frame of the page: a
+// webview is an iframe inside an iframe, out of the extension host's reach.
+async function webviewElements(page, selector) {
+  const found = [];
+  for (const frame of page.frames()) {
+    const items = await frame
+      .$$eval(selector, (els) => els.map((el) => ({ ...el.dataset, text: el.textContent, checked: el.checked })))
+      .catch(() => []);
+    found.push(...items);
+  }
+  return found;
 }
 
 async function answerRequests(page, world, artifacts) {

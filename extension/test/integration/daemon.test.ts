@@ -100,6 +100,7 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
           "name = input()\nprint('got', name)\nprint('rest', repr(sys.stdin.read()))\nsys.exit(3)\n",
         "sleeper.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
         "debugme.py": "x = 41\nx += 1\nprint('debugged', x)\n",
+        "logger.py": "import time, hotswap\nfor i in range(12):\n    hotswap.log({'loss': 1 / (i + 1)}, step=i)\n    time.sleep(0.05)\n",
         "outputs/ignored.txt": "not synced\n",
       }),
     );
@@ -303,6 +304,33 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     assert.deepEqual(ready.path_mappings, [{ localRoot: elsewhere, remoteRoot: mirrorRoot }]);
     await transport.request("cancel", { run_id: debugRun });
     assert.equal((await recorder.next(debugRun, "run_finished")).exit_code, 130);
+  });
+
+  test("a client that says subscribe_metrics sees a terminal's `hotswap run` log live, then asks for it whole", async () => {
+    const watcher = new Transport(transport.connection);
+    try {
+      await watcher.hello("hotswap-ext-tests-metrics", undefined, { subscribe_metrics: true });
+      const updates: Bodies["metrics_update"][] = [];
+      watcher.on("metrics_update", (body) => updates.push(body));
+      const cli = spawn(PYTHON, ["-m", "hotswap", "run", "--workspace", root, "logger.py"], { cwd: root, stdio: "ignore" });
+      assert.equal(await new Promise((resolve) => cli.on("exit", resolve)), 0);
+      const expected = Array.from({ length: 12 }, (_, i) => [i, 1 / (i + 1)]);
+      const pointsOf = (): number[][] => updates.flatMap((u) => u.series.flatMap((s) => s.points.map((p) => [p[0], p[1]])));
+      for (let waited = 0; pointsOf().length < expected.length && waited < 5000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the CLI may exit before our socket has read all
+      }
+      const live = pointsOf();
+      assert.deepEqual(live, expected);
+      assert.equal(new Set(updates.map((u) => u.entry)).size, 1);
+      const { run, series } = await watcher.request("metrics", { run_id: "last" });
+      assert.equal(run.run_id, updates[0].run_id);
+      assert.deepEqual([run.exit_code, run.entry, run.last], [0, path.join(root, "logger.py"), { loss: 1 / 12 }]);
+      assert.deepEqual(series[0].points.map((p) => [p[0], p[1]]), expected);
+      const { runs } = await watcher.request("runs", { entry: run.entry });
+      assert.deepEqual(runs.map((r) => r.run_id), [run.run_id]);
+    } finally {
+      watcher.close();
+    }
   });
 
   test("stopping the daemon is seen as a disconnect, and its process exits", async () => {

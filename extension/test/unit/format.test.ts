@@ -14,6 +14,11 @@ test("the header names the entry, its arguments, the warm objects and the time t
   assert.equal(text, "▶ running train.py --size 'tiny model' · warm: gpt2 · started in 42 ms\r\n");
 });
 
+test("the header ends with the words the terminal links to the Metrics view", () => {
+  const info = { entry: "train.py", args: [], warmKeys: [], startSeconds: 0.5, debug: false, metricsLink: "show metrics" };
+  assert.equal(plain(header(info)), "▶ running train.py · nothing warm yet · started in 500 ms · show metrics\r\n");
+});
+
 test("the footer gives the exit code, the duration, what was reused, and why a run stopped", () => {
   const ok = { exitCode: 0, duration: 1.5, reason: "exited", message: "", warmReused: ["gpt2"], warmLost: false };
   assert.equal(plain(footer(ok)), "■ exit code 0 · 1.50 s · reused: gpt2\r\n\r\n");

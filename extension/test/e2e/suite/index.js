@@ -9,6 +9,7 @@ const path = require("path");
 const { execFile } = require("child_process");
 const vscode = require("vscode");
 const { runTests } = require("./runner");
+const { metricsChartGrowsAndOverlaysTheRerun } = require("./metrics");
 
 const EXTENSION_ID = process.env.HOTSWAP_E2E_EXTENSION_ID || "hotswap.hotswap";
 const WARM_KEY = "tiny_gpt/tiny";
@@ -328,4 +329,5 @@ exports.run = () =>
     { name: "F9 sets a breakpoint that Debug on Warm GPU stops at", timeout: 240000, fn: f9BreakpointStopsDebugOnWarmGpu },
     { name: "cancel stops a long run with 130", timeout: 180000, fn: cancelLongRun },
     { name: "a failed run shows in the Problems panel", timeout: 180000, fn: failedRunInProblems },
+    { name: "metrics chart grows and overlays the rerun", timeout: 300000, fn: metricsChartGrowsAndOverlaysTheRerun },
   ]);

@@ -101,6 +101,16 @@ async function waitForTerminal(pattern, timeoutMs = 60000) {
   }
 }
 
+/** The data-* attributes of the elements matching `selector` in any webview of the page. */
+async function webviewElements(selector) {
+  return (await request("webview", { selector })).elements;
+}
+
+/** Click `selector` in a webview, or hover it at (x, y), fractions of its box. */
+async function webviewAction(selector, action, x, y) {
+  await request("webviewAction", { selector, action, x, y });
+}
+
 /** `promise`, or an error naming `what` if it has not settled after `ms`. */
 function within(promise, ms, what) {
   let timer;
@@ -115,7 +125,7 @@ function within(promise, ms, what) {
  * A test marked `required` that fails skips the rest (e.g. the extension did not activate).
  */
 async function runTests(tests) {
-  const helpers = { log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press };
+  const helpers = { log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press, webviewElements, webviewAction };
   const results = [];
   let blocked = null;
   for (const test of tests) {
@@ -149,4 +159,4 @@ async function runTests(tests) {
   return results;
 }
 
-module.exports = { runTests, log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press };
+module.exports = { runTests, log, screenshot, waitFor, within, sleep, terminalText, waitForTerminal, press, webviewElements, webviewAction };
