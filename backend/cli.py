@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a copy of the clients' workspace in DIR and run from it (for a remote editor)",
     )
     serve.add_argument(
-        "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
+        "--bind",
+        help="ZeroMQ address, e.g. tcp://127.0.0.1:6000 for an SSH tunnel (default: a unix "
+        "socket in a folder of yours alone, $XDG_RUNTIME_DIR/hotswap or /tmp/hotswap-UID)",
     )
     serve.add_argument(
         "--curve", metavar="NAME", help="CURVE key pair of the daemon (hotswap keys)"

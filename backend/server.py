@@ -21,7 +21,7 @@ import zmq
 from . import __version__
 from .client_watch import ClientWatch, warm_probe
 from .daemon_log import LogRotation, RejectLog
-from .daemon_sockets import bind_router, client_router
+from .daemon_sockets import bind_router, client_router, default_binds
 from .orphans import end_orphans
 from .protocol import (
     FEATURES,
@@ -62,7 +62,7 @@ class Daemon:
         self,
         workspace: Path,
         config: Config,
-        bind: str = "tcp://127.0.0.1",
+        bind: str | None = None,  # None: a private unix socket (daemon_sockets.default_binds)
         mirror: Path | None = None,
         curve: tuple[dict[str, str], list[str]] | None = None,  # key pair, allowed clients
     ) -> None:
@@ -91,11 +91,12 @@ class Daemon:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
         end_orphans(self.workspace)  # a killed predecessor's workers must not keep the GPU
+        client_bind, worker_bind = default_binds(self.workspace, log)
         self.client_socket, self.address, self.authenticator, extra = client_router(
-            self.ctx, self.bind, self.curve
+            self.ctx, self.bind or client_bind, self.curve
         )
         self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
-        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, "tcp://127.0.0.1")
+        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, worker_bind)
         self.workers.start()
         write_connection(self.workspace, self.address, self.key, self.started, extra)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)

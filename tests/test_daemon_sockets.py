@@ -192,8 +192,37 @@ def client(live: LiveDaemon) -> Iterator[DaemonClient]:
 def test_connection_file_names_this_process(live: LiveDaemon) -> None:
     assert live.connection["pid"] == os.getpid()
     assert live.connection["protocol_version"] == PROTOCOL_VERSION
-    assert live.connection["address"].startswith("tcp://127.0.0.1:")
     assert connection_path(live.workspace).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_default_bind_is_a_unix_socket_in_a_private_folder(live: LiveDaemon) -> None:
+    """No TCP port at all (nothing for VS Code Remote to forward): both sockets are unix
+    sockets in a 0700 folder of this user, short enough to bind."""
+    client_path = live.connection["address"].removeprefix("ipc://")
+    worker_path = live.daemon.workers.spec.address.removeprefix("ipc://")
+    for path in (Path(client_path), Path(worker_path)):
+        assert path.is_socket() and len(str(path)) <= 107
+        folder = path.parent.lstat()
+        assert folder.st_uid == os.getuid() and folder.st_mode & 0o777 == 0o700
+    ports = listening_ports_of(os.getpid())
+    assert not ports, f"the daemon listens on TCP ports {ports}"
+
+
+def listening_ports_of(pid: int) -> set[int]:
+    """TCP ports that sockets of process ``pid`` listen on (from /proc, as VS Code scans)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def test_hello_reply(live: LiveDaemon, client: DaemonClient) -> None:
