@@ -1,4 +1,4 @@
-"""The ``hotswap`` command: serve, run, status, stop."""
+"""The ``hotswap`` command: serve, run, status, stop, logs."""
 
 from __future__ import annotations
 
@@ -227,6 +227,17 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(ns: argparse.Namespace) -> int:
+    from .cli_logs import show_logs
+
+    workspace = find_workspace(ns.workspace)
+    client = connect(ns, workspace, start=False)
+    if client is None:
+        print(f"no hotswap daemon serves {workspace}")
+        return 1
+    return show_logs(client, ns)
+
+
 def cmd_lsp(ns: argparse.Namespace) -> int:
     from .lsp import main as serve_lsp  # pygls loads only for this command
 
@@ -313,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop = add("stop", "stop the workspace's daemon (warm objects are released)")
     stop.add_argument("--timeout", type=float, default=15.0, help="seconds before killing it")
     stop.set_defaults(func=cmd_stop)
+
+    logs = add("logs", "print a run's output, kept by the daemon even if its client went away")
+    logs.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    logs.add_argument("-f", "--follow", action="store_true", help="then follow it until it ends")
+    logs.set_defaults(func=cmd_logs)
 
     lsp = add("lsp", "the language server for any editor (LSP on stdin/stdout)", remote=False)
     lsp.set_defaults(func=cmd_lsp)

@@ -110,6 +110,8 @@ RECORDS: dict[str, dict[str, Field]] = {
         "reason": _opt(str),
         "duration": _opt(int, float),
     },
+    # a piece of a run's kept output (the `logs` request), in the order the daemon read it
+    "output_chunk": {"stream": _f(str), "data": _f(bytes)},
     "sync_policy": {
         "max_file_bytes": _f(int),
         "chunk_bytes": _f(int),
@@ -160,6 +162,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "status": _spec("request"),
     "stop": _spec("request"),
     "release": _spec("request", keys=_opt(list, _NONE)),
+    # a run's kept output (the latest run without run_id); follow: its later events come here
+    "logs": _spec("request", run_id=_opt(str, _NONE), follow=_opt(bool)),
     # -- replies (type is "<request>_reply", or "error") --------------------------
     "hello_reply": _spec(
         "reply",
@@ -187,6 +191,17 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "reply", state=_f(str), mode=_f(str), applied=_f(bool), elapsed_ms=_f(int, float)
     ),
     "release_reply": _spec("reply", released=_f(list)),
+    "logs_reply": _spec(
+        "reply",
+        run_id=_f(str),
+        entry=_f(str),
+        state=_f(str),  # pending, running, finished
+        output=_items("output_chunk"),
+        truncated=_f(bool),  # the start of the output was dropped (the last LOG_BYTES are kept)
+        exit_code=_f(int, _NONE),
+        reason=_f(str, _NONE),
+        message=_f(str),
+    ),
     "error": _spec("reply", ename=_f(str), evalue=_f(str), hint=_opt(str)),
     # -- events -------------------------------------------------------------------
     "run_started": _spec(
@@ -275,6 +290,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         "from_worker", warm=_items("warm_object"), memory=_f(dict, record="memory")
     ),
     "worker_log": _spec("from_worker", level=_f(str), message=_f(str)),
+    # the run's script blocks reading its stdin (waiting True), or no longer does
+    "stdin_wait": _spec("from_worker", run_id=_f(str), waiting=_f(bool)),
 }
 
 REQUEST_TYPES = [t for t, s in MESSAGE_TYPES.items() if s.kind == "request"]

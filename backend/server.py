@@ -20,12 +20,11 @@ import zmq
 
 from . import __version__
 from .client_watch import ClientWatch, warm_probe
+from .daemon_info import hello_body, status_daemon
 from .daemon_log import LogRotation, RejectLog
 from .daemon_sockets import bind_router, client_router, default_binds
 from .orphans import end_orphans
 from .protocol import (
-    FEATURES,
-    PROTOCOL_VERSION,
     REQUEST_TYPES,
     InternalError,
     NotARequest,
@@ -37,7 +36,6 @@ from .protocol import (
 )
 from .runs import Run, RunQueue, exec_body
 from .session import Session, new_key
-from .sync import sync_policy
 from .sync_daemon import Syncer
 from .worker_process import WorkerSpec
 from .workers import Workers
@@ -192,12 +190,12 @@ class Daemon:
             log.warning("cannot reach worker %r: %s", identity, exc)
 
     def _client_gone(self, identity: bytes) -> None:
-        """Nobody reads the output of a vanished client's runs any more: cancel them."""
+        """Its runs go on (output kept for `logs`), but not those waiting for its stdin."""
         self.runs.subscribers.discard(identity)
         if identity in self.clients:
             self.clients.discard(identity)
-            for run in self.runs.cancel_all("its client disconnected", client=identity):
-                log.info("client of run %s is gone; cancelled it", run.run_id)
+            for run in self.runs.client_gone(identity):
+                log.info("client of run %s is gone; its output is kept", run.run_id)
 
     def _on_worker_frames(self, frames: list[bytes]) -> None:
         try:
@@ -234,15 +232,7 @@ class Daemon:
         check_version(msg["body"]["protocol_version"])
         if msg["body"].get("subscribe"):
             self.runs.subscribers.add(identity)
-        body = {
-            "protocol_version": PROTOCOL_VERSION,
-            "version": __version__,
-            "features": FEATURES,
-            "daemon_pid": os.getpid(),
-            "workspace": str(self.workspace),
-            "sync_policy": sync_policy(self.config.max_file_bytes),
-        }
-        self.send(identity, reply_to(msg, body))
+        self.send(identity, reply_to(msg, hello_body(self.workspace, self.config.max_file_bytes)))
 
     def on_run(self, identity: bytes, msg: dict[str, Any]) -> None:
         body = msg["body"]
@@ -279,21 +269,18 @@ class Daemon:
         self.send(identity, reply_to(msg, {"accepted": accepted}))
 
     def on_status(self, identity: bytes, msg: dict[str, Any]) -> None:
-        daemon = {
-            "pid": os.getpid(),
-            "workspace": str(self.workspace),
-            "address": self.address,
-            "started": self.started,
-            "version": __version__,
-            "protocol_version": PROTOCOL_VERSION,
-            "stopping": self.stopping,
-        }
+        daemon = status_daemon(self.workspace, self.address, self.started, self.stopping)
         workers, runs = self.workers.describe(), self.runs.describe()
         self.send(identity, reply_to(msg, {"daemon": daemon, "workers": workers, "runs": runs}))
 
     def on_stop(self, identity: bytes, msg: dict[str, Any]) -> None:
         self.send(identity, reply_to(msg, {"stopping": True}))
         self.begin_stop()
+
+    def on_logs(self, identity: bytes, msg: dict[str, Any]) -> None:
+        body = msg["body"]
+        kept = self.runs.read_log(identity, body.get("run_id"), bool(body.get("follow")))
+        self.send(identity, reply_to(msg, kept))
 
     def on_release(self, identity: bytes, msg: dict[str, Any]) -> None:
         released = self.workers.release(msg["body"].get("keys"))

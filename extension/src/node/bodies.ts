@@ -5,7 +5,7 @@
 
 import type { FieldSpec, RecordName, WireType } from "./protocol";
 import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
-import type { DaemonStatus, PathMapping, Records, RunError, RunStatus, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
+import type { DaemonStatus, OutputChunk, PathMapping, Records, RunError, RunStatus, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
 
 export type * from "./records";
 
@@ -71,6 +71,13 @@ export interface ReleaseBody {
   keys?: string[] | null;
 }
 
+export interface LogsBody {
+  /** The run whose output to read; the latest run without it. */
+  run_id?: string | null;
+  /** Send the run's later events to this client (a client that reconnects). */
+  follow?: boolean;
+}
+
 export interface HelloReplyBody {
   protocol_version: string;
   /** The daemon's hotswap release. */
@@ -120,6 +127,18 @@ export interface SyncReplyBody {
 
 export interface ReleaseReplyBody {
   released: string[];
+}
+
+export interface LogsReplyBody {
+  run_id: string;
+  entry: string;
+  state: string;
+  output: OutputChunk[];
+  /** The start of the output was dropped: only its last part is kept. */
+  truncated: boolean;
+  exit_code: number | null;
+  reason: string | null;
+  message: string;
 }
 
 export interface ErrorBody {
@@ -202,6 +221,7 @@ export interface Bodies {
   status: EmptyBody;
   stop: EmptyBody;
   release: ReleaseBody;
+  logs: LogsBody;
   hello_reply: HelloReplyBody;
   run_reply: RunReplyBody;
   cancel_reply: CancelReplyBody;
@@ -211,6 +231,7 @@ export interface Bodies {
   manifest_reply: ManifestReplyBody;
   sync_reply: SyncReplyBody;
   release_reply: ReleaseReplyBody;
+  logs_reply: LogsReplyBody;
   error: ErrorBody;
   run_started: RunStartedBody;
   stream: StreamBody;

@@ -106,6 +106,12 @@ export interface SyncPolicy {
   sync_symlinks: boolean;
 }
 
+/** A piece of a run's kept output (the `logs` request), in the order the daemon read it. */
+export interface OutputChunk {
+  stream: "stdout" | "stderr";
+  data: Uint8Array;
+}
+
 /** Every record by its name in RECORDS. */
 export interface Records {
   frame: Frame;
@@ -118,4 +124,5 @@ export interface Records {
   status_worker: WorkerStatus;
   status_run: RunStatus;
   sync_policy: SyncPolicy;
+  output_chunk: OutputChunk;
 }
