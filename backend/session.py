@@ -17,11 +17,14 @@ from typing import Any
 import msgpack
 
 from .protocol import (
+    MAX_ITEMS,
     MAX_MESSAGE_BYTES,
+    MAX_STR_BYTES,
     BadSignature,
     MalformedMessage,
     OversizedMessage,
     ReplayedMessage,
+    check_depth,
     validate,
 )
 
@@ -87,7 +90,20 @@ class Session:
 
 
 def _decode(payload: bytes) -> Any:
+    """The payload's value, within the limits of protocol.py (lengths as msgpack reads their
+    headers, so nothing over them is allocated; the nesting depth after)."""
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_STR_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=MAX_ITEMS,
+            max_map_len=MAX_ITEMS,
+            max_ext_len=0,  # no extension types in this protocol
+        )
     except Exception as exc:  # msgpack raises several unrelated types
-        raise MalformedMessage(f"payload is not valid msgpack: {exc}") from None
+        raise MalformedMessage(f"payload is not valid msgpack within the limits: {exc}") from None
+    check_depth(value)
+    return value
