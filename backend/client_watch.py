@@ -2,7 +2,9 @@
 heartbeats drop a silent peer too), and a probe finds whose they were.
 
 ROUTER names no identity on a disconnect (ZMQ_ROUTER_NOTIFY is a draft API, not built into
-pyzmq's libzmq), but a send to a vanished identity fails; the daemon then cancels its runs.
+pyzmq's libzmq), but a send to a vanished identity fails; the daemon then forgets the client
+(its memory would grow by one identity per `hotswap run` otherwise) and its runs go on
+unattended, their output kept (run_logs.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ Probe = Callable[[bytes], None]
 
 
 class ClientWatch:
-    """Probes the clients of active runs shortly after any connection drops."""
+    """Probes every known client shortly after any connection drops."""
 
     def __init__(self, sock: zmq.Socket[bytes], probe: Probe) -> None:
         self.sock = sock

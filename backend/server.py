@@ -23,6 +23,7 @@ from .client_watch import ClientWatch, warm_probe
 from .daemon_info import hello_body, status_daemon
 from .daemon_log import LogRotation, RejectLog
 from .daemon_sockets import bind_router, client_router, default_binds
+from .daemon_trace import install_trace
 from .orphans import end_orphans
 from .protocol import (
     REQUEST_TYPES,
@@ -103,6 +104,7 @@ class Daemon:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+            install_trace(log)
         try:
             while not (self.stopping and not self.workers):
                 self._poll_once()
@@ -153,7 +155,7 @@ class Daemon:
         if self.client_socket in ready:
             self._drain(self.client_socket, self._on_client_frames)
         now = time.time()
-        self.watch.tick(now, [run.client for run in self.runs.active()])
+        self.watch.tick(now, self.clients)  # every client: those gone are forgotten
         self.workers.reap()
         self.workers.check_timers(now, self.config.cancel_timeout, self.stop_deadline)
         self.log_rotation.check(now)

@@ -22,7 +22,7 @@ import hotswap
 import msgpack
 import pytest
 import zmq
-from conftest import base_env
+from conftest import base_env, wait_until
 from hotswap.client import DaemonClient, DaemonError, DaemonUnavailable
 from hotswap.daemon_sockets import MAX_FRAME_BYTES
 from hotswap.messages import MESSAGE_TYPES
@@ -565,6 +565,16 @@ def test_status_reply_shape(live: LiveDaemon, client: DaemonClient) -> None:
     [run] = [r for r in body["runs"] if r["run_id"] == run_id]
     assert run["entry"] == "ok.py" and run["state"] == "finished"
     assert run["exit_code"] == 0 and run["reason"] == "exited" and run["worker"] == 0
+
+
+def test_clients_that_left_are_forgotten(live: LiveDaemon, client: DaemonClient) -> None:
+    """One identity per `hotswap run` would otherwise pile up in the daemon for good."""
+    client.hello()
+    for i in range(5):
+        with contextlib.closing(live.client(f"passing-{i}")) as passing:
+            passing.hello()
+    wait_until(lambda: len(live.daemon.clients) == 1, "clients that left are still known", 30)
+    client.hello()  # the one still connected was kept, and is served
 
 
 def test_two_clients_get_only_their_own_run_events(live: LiveDaemon) -> None:
