@@ -155,7 +155,7 @@ class Daemon:
         if self.client_socket in ready:
             self._drain(self.client_socket, self._on_client_frames)
         now = time.time()
-        self.watch.tick(now, self.clients)  # every client: those gone are forgotten
+        self.watch.tick(now, [run.client for run in self.runs.active()])
         self.workers.reap()
         self.workers.check_timers(now, self.config.cancel_timeout, self.stop_deadline)
         self.log_rotation.check(now)
@@ -218,6 +218,7 @@ class Daemon:
             self.send(identity, error_reply(None, exc))
             return
         self.clients.add(identity)
+        self.watch.heard(identity)
         try:
             handler = self.handlers.get(msg["type"])
             if handler is None:

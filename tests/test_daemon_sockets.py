@@ -24,6 +24,7 @@ import pytest
 import zmq
 from conftest import base_env, wait_until
 from hotswap.client import DaemonClient, DaemonError, DaemonUnavailable
+from hotswap.client_watch import IDLE_CLIENTS_KEPT
 from hotswap.daemon_sockets import MAX_FRAME_BYTES
 from hotswap.messages import MESSAGE_TYPES
 from hotswap.protocol import (
@@ -568,13 +569,24 @@ def test_status_reply_shape(live: LiveDaemon, client: DaemonClient) -> None:
 
 
 def test_clients_that_left_are_forgotten(live: LiveDaemon, client: DaemonClient) -> None:
-    """One identity per `hotswap run` would otherwise pile up in the daemon for good."""
+    """One identity per `hotswap run` would otherwise pile up in the daemon for good; a live
+    client is sent no unasked probe while few clients come and go."""
     client.hello()
-    for i in range(5):
-        with contextlib.closing(live.client(f"passing-{i}")) as passing:
-            passing.hello()
-    wait_until(lambda: len(live.daemon.clients) == 1, "clients that left are still known", 30)
-    client.hello()  # the one still connected was kept, and is served
+
+    def come_and_go(count: int) -> None:
+        for i in range(count):
+            with contextlib.closing(live.client(f"passing-{i}")) as passing:
+                passing.hello()
+
+    come_and_go(10)
+    assert client.recv(timeout=2.0) is None, "the live client got an event unasked"
+    come_and_go(IDLE_CLIENTS_KEPT + 20)
+    wait_until(
+        lambda: len(live.daemon.clients) <= IDLE_CLIENTS_KEPT + 1,
+        "clients that left are still known",
+        30,
+    )
+    client.hello()  # the live one is still served
 
 
 def test_two_clients_get_only_their_own_run_events(live: LiveDaemon) -> None:
