@@ -154,6 +154,7 @@ def test_a_run_whose_client_was_killed_in_input_is_cancelled(workspace: Workspac
     queued = workspace.run("--queue", "hello.py", timeout=60)
     assert (queued.returncode, queued.stdout) == (0, "hello\n"), queued.stderr
     assert daemon_and_worker(workspace) == (daemon, worker), "the worker was kept"
+    assert workspace_pids(workspace.root) == {daemon, worker}
 
 
 def test_a_new_daemon_ends_the_workers_a_killed_one_left(

@@ -128,11 +128,14 @@ def test_debugpy_listens_on_loopback_only() -> None:
 
 
 READ_AS_OTHER = """\
-import sys
+import socket, sys
 from pathlib import Path
 for name in sys.argv[1:]:
     try:
-        Path(name).read_bytes()
+        if name.startswith("ipc://"):
+            socket.socket(socket.AF_UNIX).connect(name[len("ipc://"):])
+        else:
+            Path(name).read_bytes()
         print("read", name)
     except PermissionError:
         print("denied", name)
@@ -142,13 +145,21 @@ for name in sys.argv[1:]:
 SYSTEM_PYTHON = "/usr/bin/python3"  # ours may sit in a folder the other user cannot enter
 
 
+def worker_address(ws: Workspace) -> str:
+    """The address the daemon's worker connects back to (from the worker's command line)."""
+    worker = ws.status()["workers"][0]["pid"]
+    argv = Path(f"/proc/{worker}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index("--connect") + 1]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user")
 @pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason="no /usr/bin/python3")
-def test_a_second_local_user_cannot_read_the_key_the_log_or_the_worker_list(
+def test_a_second_local_user_cannot_connect_nor_read_the_key_the_log_or_the_worker_list(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Run as `nobody` in a workspace every user may enter, as a home folder often is: only
-    the files' own modes keep the key and the run output private."""
+    the files' own modes keep the key and the run output private, and the daemon's sockets
+    (clients' and workers') are in a folder `nobody` cannot enter."""
     import pwd
     import tempfile
 
@@ -161,6 +172,9 @@ def test_a_second_local_user_cannot_read_the_key_the_log_or_the_worker_list(
         assert ws.run("hello.py").returncode == 0
         state = root / ".hotswap"
         files = [str(state / n) for n in ("connection.json", "daemon.log", "workers.json")]
+        sockets = [ws.connection()["address"], worker_address(ws)]
+        assert all(address.startswith("ipc://") for address in sockets)
+        files += sockets
         proc = subprocess.run(
             [SYSTEM_PYTHON, "-c", READ_AS_OTHER, *files],
             capture_output=True,
