@@ -138,7 +138,10 @@ class Commands:
             raise CommandError(f"the run ended before debugpy listened: {msg['body']['message']}")
         ready = msg["body"]
         keep = ("host", "port", "path_mappings", "just_my_code")
-        return {"run_id": run_id, **{k: ready[k] for k in keep}}
+        # attached: a debugger that stayed attached since an earlier run debugs this one, and
+        # needs no new attach (a new session would replace it, stopping this run).
+        attached = bool(ready.get("attached", False))
+        return {"run_id": run_id, **{k: ready[k] for k in keep}, "attached": attached}
 
 
 def _handler(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -293,6 +293,42 @@ def test_cancel_while_stopped_at_a_breakpoint_interrupts_the_run_and_keeps_the_w
     assert worker(workspace)["pid"] == pid
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [("terminate", {}), ("disconnect", {"terminateDebuggee": True})],
+    ids=["terminate", "disconnect-terminateDebuggee"],
+)
+def test_a_debuggers_terminate_stops_the_run_and_keeps_the_worker_and_its_warm_objects(
+    workspace: Workspace, request_: tuple[str, dict[str, Any]]
+) -> None:
+    """nvim-dap's dap.terminate() (and what it sends when a new session replaces one still
+    attached), VS Code's stop on a session it launched: debugpy would end the process, and
+    with it the worker and every warm object. They stop the run, as a cancel does."""
+    script = workspace.write("box.py", WARM_BOX)
+    line = line_of(script, "cancel breakpoint")
+    first = workspace.run("box.py")
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.split()[1]
+    pid = worker(workspace)["pid"]
+
+    command, arguments = request_
+    with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
+        stopped(dap)
+        dap.request(command, arguments)
+        dap.wait_event("terminated")  # the session ends in the client, as it asked
+        assert run.finish() == 130, run.stderr
+    assert run.stdout == f"token {token}\n"
+    assert run.stderr.rstrip().endswith("KeyboardInterrupt"), run.stderr
+
+    assert worker(workspace)["pid"] == pid, "the worker survived the debugger's terminate"
+    with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
+        thread, _ = stopped(dap)  # its listener still takes debuggers
+        dap.continue_(thread)
+        assert run.finish() == 0, run.stderr
+    assert run.stdout == f"token {token}\nbefore the breakpoint\nafter the breakpoint\n"
+    assert worker(workspace)["pid"] == pid
+
+
 def test_cancel_while_waiting_for_a_debugger_ends_the_run(workspace: Workspace) -> None:
     workspace.write("hello.py", "print('hello')\n")
     with debug_run(workspace, "hello.py") as run:

@@ -279,6 +279,7 @@ async def test_execute_command_debug_returns_where_a_dap_client_attaches(
     async with language_server(workspace) as client:
         ready = await command(client, "hotswap.debug", str(script))
         assert ready["host"] == "127.0.0.1" and ready["path_mappings"] == []
+        assert ready["attached"] is False
         dap = await asyncio.to_thread(DapClient, ready["host"], ready["port"])
         try:
             await asyncio.to_thread(dap.session, {str(script): [3]})
@@ -286,12 +287,25 @@ async def test_execute_command_debug_returns_where_a_dap_client_attaches(
             assert event["reason"] == "breakpoint"
             frames = await asyncio.to_thread(dap.stack_trace, event["threadId"])
             assert (frames[0]["source"]["path"], frames[0]["line"]) == (str(script), 3)
+            await asyncio.to_thread(dap.set_breakpoints, str(script), [])
+            await asyncio.to_thread(dap.continue_, event["threadId"])
+            await eventually(
+                lambda: sum("total 3" in m.message for m in client.log_messages) == 1,
+                "the debugged run did not go on to its end",
+            )
+            # Still attached: the next debug run says so, and goes to this debugger (an editor
+            # must not attach anew, which would replace this session and stop the run).
+            await asyncio.to_thread(dap.set_breakpoints, str(script), [3])
+            again = await command(client, "hotswap.debug", str(script))
+            assert again["attached"] is True and again["port"] == ready["port"]
+            event = await asyncio.to_thread(dap.wait_event, "stopped", 60)
+            assert event["reason"] == "breakpoint"
             await asyncio.to_thread(dap.request, "disconnect", {"terminateDebuggee": False})
         finally:
             dap.close()
         await eventually(
-            lambda: any("total 3" in m.message for m in client.log_messages),
-            "the debugged run did not go on to its end once detached",
+            lambda: sum("total 3" in m.message for m in client.log_messages) == 2,
+            "the second debugged run did not go on to its end once detached",
         )
 
 

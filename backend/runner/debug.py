@@ -10,6 +10,8 @@ import os
 import runpy
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from ..paths import HOTSWAP_DIR
 
@@ -24,8 +26,9 @@ def listening_address() -> tuple[str, int] | None:
     return _address
 
 
-def ensure_listening() -> tuple[str, int]:
-    """Start debugpy's DAP server on loopback (once); return its (host, port)."""
+def ensure_listening(stop_run: Callable[[], None]) -> tuple[str, int]:
+    """Start debugpy's DAP server on loopback (once); return its (host, port). A debugger's
+    terminate calls ``stop_run`` instead of ending the process."""
     global _address
     if _address is None:
         os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # we start with frozen modules off
@@ -37,6 +40,7 @@ def ensure_listening() -> tuple[str, int]:
         # the hooks it found: keep the plain one, so only debug runs (trace_this_run) stop.
         sys.breakpointhook = hook
         _hide_runner_frames()
+        _terminate_stops_the_run(stop_run)
         stop_tracing()  # listen() traces every thread; only debug runs should be traced
         _address = (str(host), int(port))
     return _address
@@ -59,6 +63,36 @@ def _hide_runner_frames() -> None:
     PyDevdAPI().set_dont_trace_start_end_patterns(
         py_db, start, getattr(current, "end_patterns", ())
     )
+
+
+def _terminate_stops_the_run(stop_run: Callable[[], None]) -> None:
+    """A DAP client's ``terminate``, or ``disconnect`` with ``terminateDebuggee`` (nvim-dap's
+    ``dap.terminate()``, and what it sends when a new session replaces an attached one), makes
+    pydevd end the process: the worker and every warm object with it. Here they stop the run,
+    as a cancel does, and detach the debugger; the worker and its listener live on."""
+    from _pydevd_bundle import pydevd_process_net_command_json as commands
+
+    processor = commands.PyDevJsonCommandProcessor
+    plain_disconnect = processor.on_disconnect_request
+
+    def on_disconnect_request(self: Any, py_db: Any, request: Any) -> Any:
+        arguments = request.arguments
+        terminate = bool(getattr(arguments, "terminateDebuggee", False))
+        if terminate:
+            arguments.terminateDebuggee = False  # a plain detach: threads resume
+        reply = plain_disconnect(self, py_db, request)
+        if terminate:
+            stop_run()
+        return reply
+
+    def on_terminate_request(self: Any, py_db: Any, request: Any) -> Any:
+        # Sent on only with onTerminate: KeyboardInterrupt, which is what a cancel does.
+        stop_run()
+        response = commands.pydevd_base_schema.build_response(request)
+        return commands.NetCommand(commands.CMD_RETURN, 0, response, is_json=True)
+
+    processor.on_disconnect_request = on_disconnect_request
+    processor.on_terminate_request = on_terminate_request
 
 
 def wait_for_debugger(timeout: float) -> None:

@@ -116,6 +116,12 @@ class WorkerLink:
         if interrupted:  # cancelled before it began (we are on the main thread, as SIGINT is)
             raise KeyboardInterrupt
 
+    def interrupt_current(self) -> None:
+        """Interrupt the run in progress, if any, from any thread (a debugger's terminate)."""
+        with self._lock:
+            if self._current_run is not None and self._main_thread is not None:
+                signal.pthread_kill(self._main_thread, signal.SIGINT)
+
     def end_run(self) -> None:
         with self._lock:
             self._current_run = None

@@ -126,7 +126,7 @@ class Worker:
         return _restart_reason(outcome) is None
 
     def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
-        host, port = ensure_listening()
+        host, port = ensure_listening(self.link.interrupt_current)
         import debugpy
 
         self.link.send(
