@@ -222,3 +222,25 @@ def test_an_ipc_socket_lives_in_a_folder_of_the_owner_alone(
     finally:
         workspace.stop()
         daemon.wait(timeout=30)
+
+
+def test_the_default_socket_folder_must_be_private_else_loopback_tcp(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """$XDG_RUNTIME_DIR/hotswap is where the socket goes; a folder others may enter is refused
+    (the daemon says so in its log) and the daemon binds loopback TCP instead."""
+    runtime = tmp_path / "run"
+    workspace.write("hello.py", "print('hello')\n")
+    (runtime / "hotswap").mkdir(parents=True, mode=0o755)
+    (runtime / "hotswap").chmod(0o755)
+    shared = workspace.run("hello.py", env=base_env(XDG_RUNTIME_DIR=str(runtime)))
+    assert (shared.returncode, shared.stdout) == (0, "hello\n"), shared.stderr
+    assert workspace.connection()["address"].startswith("tcp://127.0.0.1:")
+    log = (workspace.root / ".hotswap" / "daemon.log").read_text()
+    assert "no private folder for the daemon's sockets" in log and "not yours alone" in log
+    workspace.stop()
+    (runtime / "hotswap").chmod(0o700)
+    private = workspace.run("hello.py", env=base_env(XDG_RUNTIME_DIR=str(runtime)))
+    assert (private.returncode, private.stdout) == (0, "hello\n"), private.stderr
+    address = workspace.connection()["address"]
+    assert address.startswith(f"ipc://{runtime}/hotswap/") and address.endswith(".sock")
