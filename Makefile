@@ -109,7 +109,7 @@ bench: venv
 load: venv
 	$(PY) bench/load.py
 
-# tests/test_fuzz.py at 2,500 cases for each of its 5 properties (make test runs 150 of each).
+# tests/test_fuzz.py at 2,500 cases for each of its 7 properties (make test runs 150 of each).
 fuzz: venv
 	HOTSWAP_FUZZ_CASES=2500 $(PY) -m pytest -q -ra tests/test_fuzz.py
 

@@ -1,4 +1,4 @@
-"""The ``hotswap`` command: serve, run, status, stop."""
+"""The ``hotswap`` command: serve, run, status, stop, logs."""
 
 from __future__ import annotations
 
@@ -228,6 +228,17 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(ns: argparse.Namespace) -> int:
+    from .cli_logs import show_logs
+
+    workspace = find_workspace(ns.workspace)
+    client = connect(ns, workspace, start=False)
+    if client is None:
+        print(f"no hotswap daemon serves {workspace}")
+        return 1
+    return show_logs(client, ns)
+
+
 def cmd_lsp(ns: argparse.Namespace) -> int:
     from .lsp import main as serve_lsp  # pygls loads only for this command
 
@@ -286,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a copy of the clients' workspace in DIR and run from it (for a remote editor)",
     )
     serve.add_argument(
-        "--bind", default="tcp://127.0.0.1", help="ZeroMQ address (default: loopback, any port)"
+        "--bind",
+        help="ZeroMQ address, e.g. tcp://127.0.0.1:6000 for an SSH tunnel (default: a unix "
+        "socket in a folder of yours alone, $XDG_RUNTIME_DIR/hotswap or /tmp/hotswap-UID)",
     )
     serve.add_argument(
         "--curve", metavar="NAME", help="CURVE key pair of the daemon (hotswap keys)"
@@ -314,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=cmd_stop)
 
     add_metrics_commands(add)
+    logs = add("logs", "print a run's output, kept by the daemon even if its client went away")
+    logs.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    logs.add_argument("-f", "--follow", action="store_true", help="then follow it until it ends")
+    logs.set_defaults(func=cmd_logs)
 
     lsp = add("lsp", "the language server for any editor (LSP on stdin/stdout)", remote=False)
     lsp.set_defaults(func=cmd_lsp)

@@ -95,5 +95,5 @@ def format_status(status: dict[str, Any]) -> str:
             if "exit_code" in r
             else r["state"]
         )
-        lines.append(f"  {when}  {r['entry']}  {result}")
+        lines.append(f"  {when}  {r['entry']}  {result}  (hotswap logs {r['run_id']})")
     return "\n".join(lines)

@@ -50,7 +50,8 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 def _curve_of(ns: argparse.Namespace) -> tuple[dict[str, str], list[str]] | None:
     """The server key pair and allowed client keys of ``serve``; refuses a bind that other
     hosts can reach without them."""
-    check_bind(ns.bind, ns.curve, ns.allow)
+    if ns.bind is not None:  # the default, a private unix socket, needs no check
+        check_bind(ns.bind, ns.curve, ns.allow)
     if not ns.curve:
         return None
     if not ns.allow:

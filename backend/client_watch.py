@@ -2,29 +2,40 @@
 heartbeats drop a silent peer too), and a probe finds whose they were.
 
 ROUTER names no identity on a disconnect (ZMQ_ROUTER_NOTIFY is a draft API, not built into
-pyzmq's libzmq), but a send to a vanished identity fails; the daemon then cancels its runs.
+pyzmq's libzmq), but a send to a vanished identity fails; the daemon then forgets the client
+(its memory would grow by one identity per `hotswap run` otherwise) and its runs go on
+unattended, their output kept (run_logs.py).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
 
 PROBE_AFTER = (0.1, 1.0)  # seconds after a disconnect: when to look which client left
+IDLE_CLIENTS_KEPT = 64  # past these, the longest quiet clients are probed too (and forgotten)
 
 Probe = Callable[[bytes], None]
 
 
 class ClientWatch:
-    """Probes the clients of active runs shortly after any connection drops."""
+    """Probes the clients of active runs shortly after any connection drops, and then also the
+    clients quiet the longest past IDLE_CLIENTS_KEPT: the daemon forgets those that are gone,
+    while a live client is sent no unasked event unless hundreds of clients came and went."""
 
     def __init__(self, sock: zmq.Socket[bytes], probe: Probe) -> None:
         self.sock = sock
         self.monitor: zmq.Socket[bytes] = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.probe = probe
         self.due: list[float] = []
+        self.quiet: OrderedDict[bytes, None] = OrderedDict()  # every client, quietest first
+
+    def heard(self, identity: bytes) -> None:
+        self.quiet[identity] = None
+        self.quiet.move_to_end(identity)
 
     def tick(self, now: float, clients: Iterable[bytes]) -> None:
         """Read the monitor's events, then probe ``clients`` if a probe is due."""
@@ -34,7 +45,10 @@ class ClientWatch:
         if not any(t <= now for t in self.due):
             return
         self.due = [t for t in self.due if t > now]
-        for identity in set(clients):
+        probed = set(clients)
+        while len(self.quiet) > IDLE_CLIENTS_KEPT:
+            probed.add(self.quiet.popitem(last=False)[0])
+        for identity in probed:
             self.probe(identity)
 
     def close(self) -> None:

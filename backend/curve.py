@@ -112,14 +112,20 @@ def check_ipc_folder(bind: str) -> None:
     that another user owns or may enter (anyone who can connect gets to try the key)."""
     if not bind.startswith("ipc://"):
         return
-    folder = Path(bind[len("ipc://") :]).parent
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+    from .daemon_sockets import UNIX_PATH_MAX, private_folder
+
+    path = bind[len("ipc://") :]
+    if len(path.encode()) > UNIX_PATH_MAX:
         raise CurveError(
-            f"refusing to listen on {bind}: its folder {folder} is not yours alone "
-            f"(mode {info.st_mode & 0o777:o}); use a folder of your own with mode 0700"
+            f"refusing to listen on {bind}: a unix socket path is at most {UNIX_PATH_MAX} bytes; "
+            "choose a shorter one"
         )
+    try:
+        private_folder(Path(path).parent)
+    except (OSError, ValueError) as exc:
+        raise CurveError(
+            f"refusing to listen on {bind}: {exc}; use a folder of your own with mode 0700"
+        ) from None
 
 
 def make_server(sock: zmq.Socket[bytes], pair: dict[str, str]) -> None:

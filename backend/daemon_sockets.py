@@ -1,7 +1,11 @@
-"""The daemon's ROUTER sockets: limits before work (frame size), heartbeats, binding."""
+"""The daemon's ROUTER sockets: where they bind by default (ipc:// in a folder of the owner
+alone), limits before work (frame size), heartbeats, binding."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -13,6 +17,45 @@ from .protocol import MAX_MESSAGE_BYTES
 MAX_FRAME_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
 HEARTBEAT_IVL_MS = 2000
 HEARTBEAT_TIMEOUT_MS = 6000
+LOOPBACK = "tcp://127.0.0.1"
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL; longer ipc:// paths fail to bind
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, made 0700 if new; ValueError if it is a symlink, another user's, or open to
+    others (whoever can enter it can connect to the sockets in it and try the key)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink():
+        raise ValueError(f"{folder} is not a plain folder")
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ValueError(
+            f"{folder} is not yours alone (owner uid {info.st_uid}, mode {info.st_mode & 0o777:o})"
+        )
+    return folder
+
+
+def runtime_folder() -> Path:
+    """Where a user's daemons put their sockets: $XDG_RUNTIME_DIR/hotswap, else
+    /tmp/hotswap-UID (short enough for any socket name under it)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and len(runtime) < UNIX_PATH_MAX - 40:
+        return Path(runtime) / "hotswap"
+    return Path(f"/tmp/hotswap-{os.getuid()}")
+
+
+def default_binds(workspace: Path, log: Any) -> tuple[str, str]:
+    """The clients' and the workers' addresses when ``serve`` gets no ``--bind``: unix sockets
+    in the owner's private runtime folder, named by a hash of the workspace, so there is no
+    TCP port to scan or for VS Code Remote to forward. Loopback TCP if no such folder can be
+    had (a /tmp/hotswap-UID made by someone else: refused, and said in the log)."""
+    name = hashlib.sha256(str(workspace).encode()).hexdigest()[:16]
+    try:
+        folder = private_folder(runtime_folder())
+    except (OSError, ValueError) as exc:
+        log.warning("no private folder for the daemon's sockets (%s); binding %s", exc, LOOPBACK)
+        return LOOPBACK, LOOPBACK
+    return f"ipc://{folder}/{name}.sock", f"ipc://{folder}/{name}-workers.sock"
 
 
 def bind_router(

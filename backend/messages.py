@@ -144,6 +144,8 @@ RECORDS: dict[str, dict[str, Field]] = {
         "args_changed": _f(bool),
         "last": _f(dict),  # metric name -> its last value
     },
+    # a piece of a run's kept output (the `logs` request), in the order the daemon read it
+    "output_chunk": {"stream": _f(str), "data": _f(bytes)},
     "sync_policy": {
         "max_file_bytes": _f(int),
         "chunk_bytes": _f(int),
@@ -202,6 +204,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "release": _spec("request", keys=_opt(list, _NONE)),
     "runs": _spec("request", entry=_opt(str), limit=_opt(int)),  # entry as in run_record
     "metrics": _spec("request", run_id=_f(str)),  # or "last"
+    # a run's kept output (the latest run without run_id); follow: its later events come here
+    "logs": _spec("request", run_id=_opt(str, _NONE), follow=_opt(bool)),
     # -- replies (type is "<request>_reply", or "error") --------------------------
     "hello_reply": _spec(
         "reply",
@@ -232,6 +236,17 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "runs_reply": _spec("reply", runs=_items("run_record")),  # newest first
     "metrics_reply": _spec(
         "reply", run=_f(dict, record="run_record"), series=_items("metric_series")
+    ),
+    "logs_reply": _spec(
+        "reply",
+        run_id=_f(str),
+        entry=_f(str),
+        state=_f(str),  # pending, running, finished
+        output=_items("output_chunk"),
+        truncated=_f(bool),  # the start of the output was dropped (the last LOG_BYTES are kept)
+        exit_code=_f(int, _NONE),
+        reason=_f(str, _NONE),
+        message=_f(str),
     ),
     "error": _spec("reply", ename=_f(str), evalue=_f(str), hint=_opt(str)),
     # -- events -------------------------------------------------------------------
@@ -325,6 +340,8 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
     "metrics_batch": _spec(
         "from_worker", run_id=_f(str), rank=_f(int, _NONE), series=_items("metric_batch")
     ),
+    # the run's script blocks reading its stdin (waiting True), or no longer does
+    "stdin_wait": _spec("from_worker", run_id=_f(str), waiting=_f(bool)),
 }
 
 REQUEST_TYPES = [t for t, s in MESSAGE_TYPES.items() if s.kind == "request"]

@@ -20,6 +20,17 @@ PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest signed payload accepted; bigger messages get an ``oversized`` error."""
 
+# Limits of a decoded message, checked as it is decoded (after its signature: a peer without
+# the key never gets us to decode anything), before any handler sees it.
+MAX_DEPTH = 16
+"""Nesting of maps and lists; the deepest declared message (a sync file record) uses 4."""
+MAX_STR_BYTES = 1 << 20
+"""One string: a path, an argument, an environment value, the code of ``python -c``."""
+MAX_ITEMS = 1 << 20
+"""Entries of one list or map: a manifest of a million files fits."""
+MAX_PATH_BYTES = 4096
+"""A path the daemon is asked to use (a run's cwd and entry, a sync path): Linux's PATH_MAX."""
+
 INTERRUPTED_EXIT = 130
 """Exit code of a run ended by an interrupt (cancel, Ctrl-C): 128 + SIGINT, as a shell shows."""
 
@@ -36,6 +47,7 @@ FEATURES = [
     "debug",
     "subscribe",
     "metrics",
+    "logs",
 ]
 RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded"]
 STREAMS = ["stdout", "stderr"]
@@ -58,6 +70,7 @@ ERRORS: dict[str, str] = {
     "unsafe_path": "a sync path that is absolute, escapes the workspace or is not a plain file",
     "bad_run_id": "a client-chosen run_id that is malformed or already used by a recent run",
     "unknown_run": "a run_id the daemon keeps no record of (hotswap runs lists them)",
+    "write_failed": "the daemon could not write synced files (a full disk): see evalue",
     "internal": "a bug in the daemon while handling the request (see .hotswap/daemon.log)",
 }
 """Every ``ename`` the daemon can send in an ``error`` reply, with its meaning."""
@@ -109,6 +122,15 @@ class ResyncNeeded(ProtocolError):
 
 class UnsafePathError(ProtocolError):
     ename = "unsafe_path"
+
+
+class WriteFailed(ProtocolError):
+    """The daemon's disk refused a sync's files (full, read-only); says what was kept."""
+
+    ename = "write_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "free space on the daemon's disk (df -h), then run again")
 
 
 class BadRunId(ProtocolError):
@@ -208,6 +230,29 @@ def validate(msg: object) -> dict[str, Any]:
         )
     _check_fields(msg["type"], spec.fields, msg["body"])
     return msg
+
+
+def check_depth(value: object) -> None:
+    """Raise MalformedMessage if maps and lists nest deeper than MAX_DEPTH in ``value``."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise MalformedMessage(f"maps and lists nest deeper than {MAX_DEPTH} levels")
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below.extend(c for c in children if isinstance(c, (dict, list)))
+        level = below
+
+
+def check_path_length(what: str, path: str) -> None:
+    if len(path.encode(errors="replace")) > MAX_PATH_BYTES:
+        raise ProtocolError(
+            f"{what} is longer than {MAX_PATH_BYTES} bytes ({path[:40]!r}…)",
+            hint="no file system takes a path that long: check what the client sent",
+        )
 
 
 def _check_fields(path: str, fields: dict[str, Field], value: dict[str, Any]) -> None:

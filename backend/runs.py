@@ -21,10 +21,12 @@ from .protocol import (
     RUN_FINISHED_REASONS,
     BadRunId,
     ProtocolError,
+    check_path_length,
     check_run_id,
     make_message,
     new_id,
 )
+from .run_logs import RunLogs
 
 log = logging.getLogger("hotswap.daemon")
 
@@ -70,6 +72,9 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     announced: bool = False  # run_started has been sent
     early_output: list[tuple[str, bytes]] = field(default_factory=list)
+    orphaned: bool = False  # its client vanished: it goes on, its events reach nobody
+    waiting_stdin: bool = False  # the script blocks reading its stdin (the worker says)
+    cancel_note: str = ""  # why it was interrupted, when its run_finished should say so
 
     @property
     def worker(self) -> WorkerHandle | None:
@@ -103,6 +108,7 @@ class RunQueue:
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.subscribers: set[bytes] = set()  # clients that see every run's start and finish
         self.metrics_subscribers: set[bytes] = set()  # ... and every run's metrics_update
+        self.logs = RunLogs()
 
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
@@ -119,6 +125,7 @@ class RunQueue:
     def submit(self, run: Run) -> None:
         """Take ``run``; unless queued, it supersedes what runs or waits unqueued."""
         self.live[run.run_id] = run
+        self.logs.begin(run.run_id, run.body["entry"])
         if not run.queued:
             self.supersede(run)
         self.pending.append(run)
@@ -155,6 +162,40 @@ class RunQueue:
         for run in targets:
             self.cancel(run, "cancelled", "cancelled before it started")
         return [r.run_id for r in targets]
+
+    def client_gone(self, client: bytes) -> list[Run]:
+        """A vanished client's runs go on, their output kept for ``logs``; one that waits for
+        stdin is cancelled, since nobody is left to type it. The runs of ``client``."""
+        runs = [r for r in self.active() if r.client == client]
+        for run in runs:
+            run.orphaned = True
+            self.stdin_wait(run, run.waiting_stdin)
+        return runs
+
+    def stdin_wait(self, run: Run, waiting: bool) -> None:
+        run.waiting_stdin = waiting
+        if waiting and run.orphaned:
+            message = "its client disconnected while it waited for input"
+            log.info("run %s: %s; cancelling it", run.run_id, message)
+            run.cancel_note = message
+            self.cancel(run, "cancelled", message)
+
+    def read_log(self, client: bytes, run_id: str | None, follow: bool) -> dict[str, Any]:
+        """A ``logs`` request: the run's kept output; with ``follow``, its later events go to
+        ``client`` (a client that reconnects takes its run back)."""
+        found = self.logs.get(run_id)
+        if found is None:
+            which = f"run {run_id}" if run_id else "any run"
+            raise ProtocolError(
+                f"logs: no output is kept for {which}",
+                hint="`hotswap status` lists recent runs; the output of the last 20 is kept",
+            )
+        run_id, kept = found
+        run = self.live.get(run_id)
+        if follow and run is not None:
+            run.client, run.orphaned = client, False
+        state = run.state if run is not None else "finished"
+        return kept.reply(run_id, state)
 
     def active(self) -> list[Run]:
         return [r for r in self.live.values() if r.state != "finished"]
@@ -220,6 +261,7 @@ class RunQueue:
             run.early_output.append((stream, data))
             return
         run.seq += 1
+        self.logs.add(run.run_id, stream, data)
         body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
         self._event(run, "stream", body)
 
@@ -259,6 +301,7 @@ class RunQueue:
             "warm_reused": warm_reused or [],
             "warm_lost": warm_lost,
         }
+        self.logs.end(run.run_id, exit_code, reason, message)
         self._event(run, "run_finished", body)
         log.info("run %s %s: exit %d %s", run.run_id, reason, exit_code, message)
 
@@ -279,7 +322,8 @@ class RunQueue:
         elif self.history is not None and msg_type == "run_finished":
             self.history.finished(run.run_id, body)
         msg = make_message(msg_type, body)
-        self.send(run.client, msg)
+        if not run.orphaned:
+            self.send(run.client, msg)
         if msg_type in ("run_started", "run_finished"):
             for client in self.subscribers - {run.client}:
                 self.send(client, msg)
@@ -326,6 +370,9 @@ def _check_exec_body(body: dict[str, Any]) -> None:
     env = body["env"]
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ProtocolError("run: env must map strings to strings")
+    check_path_length("run: cwd", body["cwd"])
+    if body["entry_kind"] == "path":
+        check_path_length("run: entry", body["entry"])
     if not os.path.isabs(body["cwd"]):
         raise ProtocolError(
             f"run: cwd must be an absolute path, got {body['cwd']!r}",

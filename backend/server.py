@@ -22,7 +22,8 @@ from . import __version__
 from .client_watch import ClientWatch, warm_probe
 from .daemon_info import hello_body, status_daemon
 from .daemon_log import LogRotation, RejectLog
-from .daemon_sockets import bind_router, client_router
+from .daemon_sockets import bind_router, client_router, default_binds
+from .daemon_trace import install_trace
 from .orphans import end_orphans
 from .protocol import (
     REQUEST_TYPES,
@@ -61,7 +62,7 @@ class Daemon:
         self,
         workspace: Path,
         config: Config,
-        bind: str = "tcp://127.0.0.1",
+        bind: str | None = None,  # None: a private unix socket (daemon_sockets.default_binds)
         mirror: Path | None = None,
         curve: tuple[dict[str, str], list[str]] | None = None,  # key pair, allowed clients
     ) -> None:
@@ -91,11 +92,12 @@ class Daemon:
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         self._lock_fd = take_daemon_lock(self.workspace)
         end_orphans(self.workspace)  # a killed predecessor's workers must not keep the GPU
+        client_bind, worker_bind = default_binds(self.workspace, log)
         self.client_socket, self.address, self.authenticator, extra = client_router(
-            self.ctx, self.bind, self.curve
+            self.ctx, self.bind or client_bind, self.curve
         )
         self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
-        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, "tcp://127.0.0.1")
+        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, worker_bind)
         self.workers.start()
         write_connection(self.workspace, self.address, self.key, self.started, extra)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)
@@ -104,6 +106,7 @@ class Daemon:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+            install_trace(log)
         try:
             while not (self.stopping and not self.workers):
                 self._poll_once()
@@ -193,13 +196,13 @@ class Daemon:
             log.warning("cannot reach worker %r: %s", identity, exc)
 
     def _client_gone(self, identity: bytes) -> None:
-        """Nobody reads the output of a vanished client's runs any more: cancel them."""
+        """Its runs go on (output kept for `logs`), but not those waiting for its stdin."""
         self.runs.subscribers.discard(identity)
         self.runs.metrics_subscribers.discard(identity)
         if identity in self.clients:
             self.clients.discard(identity)
-            for run in self.runs.cancel_all("its client disconnected", client=identity):
-                log.info("client of run %s is gone; cancelled it", run.run_id)
+            for run in self.runs.client_gone(identity):
+                log.info("client of run %s is gone; its output is kept", run.run_id)
 
     def _on_worker_frames(self, frames: list[bytes]) -> None:
         try:
@@ -220,6 +223,7 @@ class Daemon:
             self.send(identity, error_reply(None, exc))
             return
         self.clients.add(identity)
+        self.watch.heard(identity)
         try:
             handler = self.handlers.get(msg["type"])
             if handler is None:
@@ -284,6 +288,11 @@ class Daemon:
     def on_stop(self, identity: bytes, msg: dict[str, Any]) -> None:
         self.send(identity, reply_to(msg, {"stopping": True}))
         self.begin_stop()
+
+    def on_logs(self, identity: bytes, msg: dict[str, Any]) -> None:
+        body = msg["body"]
+        kept = self.runs.read_log(identity, body.get("run_id"), bool(body.get("follow")))
+        self.send(identity, reply_to(msg, kept))
 
     def on_release(self, identity: bytes, msg: dict[str, Any]) -> None:
         released = self.workers.release(msg["body"].get("keys"))

@@ -11,17 +11,20 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
+from array import array
 from typing import Any
 
 import msgpack
 
 from .protocol import (
+    MAX_ITEMS,
     MAX_MESSAGE_BYTES,
+    MAX_STR_BYTES,
     BadSignature,
     MalformedMessage,
     OversizedMessage,
     ReplayedMessage,
+    check_depth,
     validate,
 )
 
@@ -41,7 +44,7 @@ class Session:
         if len(self.key) < 16:
             raise ValueError("a signing key must be at least 16 bytes")
         self.replay_window = replay_window
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._seen = ReplayGuard(replay_window)
 
     def sign(self, payload: bytes) -> bytes:
         return hmac.new(self.key, payload, hashlib.sha256).hexdigest().encode()
@@ -76,18 +79,62 @@ class Session:
                 f"message timestamp is {now - ts:.0f}s away from the daemon's clock",
                 hint="check that both machines' clocks are synchronised (NTP)",
             )
-        if signature in self._seen:
+        if self._seen.seen(signature, ts, now):
             raise ReplayedMessage("message was already received once (replay)")
-        self._seen[signature] = ts
-        while self._seen:
-            oldest_sig, oldest_ts = next(iter(self._seen.items()))
-            if now - oldest_ts <= self.replay_window and len(self._seen) <= 1_000_000:
-                break
-            del self._seen[oldest_sig]
+
+
+class ReplayGuard:
+    """The signatures of the last ``window`` seconds, in memory fixed at start: an
+    open-addressing table of their first 64 bits and their timestamps (two arrays). A slot
+    whose timestamp left the window is free again, so the guard does not grow with traffic
+    (a dict of every signature grew by ~250 bytes a message, which `make load` saw as drift).
+    Past SLOTS live messages in one window, the oldest of a probe run is forgotten."""
+
+    SLOTS = 1 << 16
+    PROBES = 32
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.keys = array("Q", bytes(8 * self.SLOTS))
+        self.times = array("d", bytes(8 * self.SLOTS))  # 0.0: never used
+
+    def seen(self, signature: bytes, ts: float, now: float) -> bool:
+        """Whether ``signature`` was seen within the window; if not, remember it until a
+        message of its ``ts`` would be refused as too old anyway."""
+        key = int(signature[:16], 16)
+        start, free, oldest = key % self.SLOTS, -1, -1
+        for step in range(self.PROBES):
+            slot = (start + step) % self.SLOTS
+            seen_at = self.times[slot]
+            if seen_at == 0.0 or now - seen_at > self.window:
+                free = slot if free < 0 else free
+                if seen_at == 0.0:
+                    break  # slots are never emptied: nothing of this key lies beyond
+                continue
+            if self.keys[slot] == key:
+                return True
+            if oldest < 0 or seen_at < self.times[oldest]:
+                oldest = slot
+        slot = free if free >= 0 else oldest
+        self.keys[slot], self.times[slot] = key, ts
+        return False
 
 
 def _decode(payload: bytes) -> Any:
+    """The payload's value, within the limits of protocol.py (lengths as msgpack reads their
+    headers, so nothing over them is allocated; the nesting depth after)."""
     try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_STR_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=MAX_ITEMS,
+            max_map_len=MAX_ITEMS,
+            max_ext_len=0,  # no extension types in this protocol
+        )
     except Exception as exc:  # msgpack raises several unrelated types
-        raise MalformedMessage(f"payload is not valid msgpack: {exc}") from None
+        raise MalformedMessage(f"payload is not valid msgpack within the limits: {exc}") from None
+    check_depth(value)
+    return value

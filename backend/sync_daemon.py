@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .protocol import ProtocolError, ResyncNeeded, UnsafePathError
+from .protocol import MAX_PATH_BYTES, ProtocolError, ResyncNeeded, UnsafePathError, WriteFailed
 from .sync import DEFAULT_MAX_FILE_BYTES, Digest, scan, sha256_bytes, sha256_file
 
 STAGING_TTL_SECONDS = 600.0
 MAX_NAME_BYTES = 255
-MAX_PATH_BYTES = 4096
 
 
 class UnsafePath(ValueError):
@@ -123,13 +122,18 @@ class WorkspaceState:
         return record if isinstance(record, dict) else None
 
     def save_record(self) -> None:
-        """Persist the mirror's synced file list (called off the sync's hot path)."""
+        """Persist the mirror's synced file list (called off the sync's hot path). A full
+        disk leaves it for the next call: the record only spares a restarted daemon resends."""
         if not self.mirror or not self.dirty:
             return
-        self._record_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.files, separators=(",", ":")))
-        os.replace(tmp, self._record_path)
+        try:
+            self._record_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.files, separators=(",", ":")))
+            os.replace(tmp, self._record_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return
         self.dirty = False
 
     def state(self) -> str:
@@ -151,11 +155,15 @@ class WorkspaceState:
     def _check(
         self, files: list[dict[str, Any]], deleted: list[str], target: str
     ) -> dict[str, str]:
-        staged: dict[str, str] = {}
-        for item in files:
+        for item in files:  # every path first: no hashing for a diff refused anyway
             if not isinstance(item, dict):
                 raise UnsafePath(f"{item!r:.60}: each file must be a map of path, sha256, data")
-            path = check_relative_path(item.get("path"))
+            check_relative_path(item.get("path"))
+        for path in deleted:
+            check_relative_path(path)
+        staged: dict[str, str] = {}
+        for item in files:
+            path = item["path"]
             data, sha = item.get("data"), item.get("sha256")
             if not isinstance(sha, str):
                 raise SyncMismatch(f"{path}: no sha256")
@@ -167,7 +175,6 @@ class WorkspaceState:
                 resolve_inside(self.root, path, self._folder_goes(path, deleted))
             staged[path] = str(sha)
         for path in deleted:
-            check_relative_path(path)
             if self.mirror:
                 resolve_inside(self.root, path)
         _check_no_file_as_folder(staged, self.files, set(deleted))
@@ -192,31 +199,19 @@ class WorkspaceState:
         return bool(inside) and set(inside) <= set(deleted)
 
     def _write(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
-        import shutil  # here: only the daemon writes, and the CLI imports this module
-        import tempfile
+        """Write the diff (mirror_write.py). If placing the staged files fails, the mirror
+        is read again, so its state tells the truth and the next sync sends what is missing."""
+        from .mirror_write import PlaceFailed, write_diff  # here: the CLI imports this module
 
-        temps: list[tuple[str, Path]] = []
         try:
-            for item in files:
-                # Staged at the root: a file's folder may exist only once the deletes are
-                # done (a file `data` replaced by `data/x.py`).
-                fd, tmp = tempfile.mkstemp(prefix=".hotswap-", dir=self.root)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(item["data"])
-                temps.append((tmp, self.root / item["path"]))
-        except BaseException:
-            for tmp, _ in temps:
-                Path(tmp).unlink(missing_ok=True)
-            raise
-        for path in deleted:
-            (self.root / path).unlink(missing_ok=True)
-            _prune_empty_parents(self.root, self.root / path)
-        for tmp, final in temps:
-            if final.is_dir() and not final.is_symlink():  # a folder replaced by a file
-                shutil.rmtree(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
+            write_diff(self.root, files, deleted)
+        except PlaceFailed as exc:
+            old, self.files, self.digest, self.dirty = self.files, {}, Digest(), True
+            self.adopt_disk(1 << 62, old)
+            raise WriteFailed(
+                f"sync: the daemon could not finish writing {self.root}: {exc}; it was read "
+                "again, and the next sync sends what is missing"
+            ) from None
 
     def _verify_on_disk(self, files: list[dict[str, Any]], deleted: list[str]) -> None:
         for item in files:
@@ -261,16 +256,6 @@ def _check_no_file_as_folder(
             parent = "/".join(parts[:depth])
             if parent in staged or (parent in files and parent not in deleted):
                 raise UnsafePath(f"{path!r}: {parent!r} is a file, not a folder")
-
-
-def _prune_empty_parents(root: Path, path: Path) -> None:
-    parent = path.parent
-    while parent != root and root in parent.parents:
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-        parent = parent.parent
 
 
 # -- the daemon's sync service ---------------------------------------------------------

@@ -45,6 +45,7 @@ class Workers:
             "debug_listening": self.on_debug_listening,
             "worker_log": self.on_worker_log,
             "metrics_batch": lambda worker, body: self.runs.metrics(body),
+            "stdin_wait": self.on_stdin_wait,
         }
 
     def __iter__(self) -> Iterator[WorkerProcess]:
@@ -144,7 +145,7 @@ class Workers:
             run,
             body["exit_code"],
             "cancelled" if cancelled else "exited",
-            _restart_message(restart, lost) if restart else "",
+            _restart_message(restart, lost) if restart else (run.cancel_note if cancelled else ""),
             error=body["error"],
             warm_reused=body["warm_reused"],
             warm_lost=bool(lost),
@@ -173,6 +174,11 @@ class Workers:
             self.broadcast("debug_ready", event)
         else:
             self.send(run.client, make_message("debug_ready", event))
+
+    def on_stdin_wait(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
+        run = self._run_of(worker, body["run_id"])
+        if run is not None:
+            self.runs.stdin_wait(run, body["waiting"])
 
     def on_worker_log(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         level = logging.getLevelName(body["level"].upper())

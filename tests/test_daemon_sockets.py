@@ -22,8 +22,9 @@ import hotswap
 import msgpack
 import pytest
 import zmq
-from conftest import base_env
+from conftest import base_env, wait_until
 from hotswap.client import DaemonClient, DaemonError, DaemonUnavailable
+from hotswap.client_watch import IDLE_CLIENTS_KEPT
 from hotswap.daemon_sockets import MAX_FRAME_BYTES
 from hotswap.messages import MESSAGE_TYPES
 from hotswap.protocol import (
@@ -192,8 +193,37 @@ def client(live: LiveDaemon) -> Iterator[DaemonClient]:
 def test_connection_file_names_this_process(live: LiveDaemon) -> None:
     assert live.connection["pid"] == os.getpid()
     assert live.connection["protocol_version"] == PROTOCOL_VERSION
-    assert live.connection["address"].startswith("tcp://127.0.0.1:")
     assert connection_path(live.workspace).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_default_bind_is_a_unix_socket_in_a_private_folder(live: LiveDaemon) -> None:
+    """No TCP port at all (nothing for VS Code Remote to forward): both sockets are unix
+    sockets in a 0700 folder of this user, short enough to bind."""
+    client_path = live.connection["address"].removeprefix("ipc://")
+    worker_path = live.daemon.workers.spec.address.removeprefix("ipc://")
+    for path in (Path(client_path), Path(worker_path)):
+        assert path.is_socket() and len(str(path)) <= 107
+        folder = path.parent.lstat()
+        assert folder.st_uid == os.getuid() and folder.st_mode & 0o777 == 0o700
+    ports = listening_ports_of(os.getpid())
+    assert not ports, f"the daemon listens on TCP ports {ports}"
+
+
+def listening_ports_of(pid: int) -> set[int]:
+    """TCP ports that sockets of process ``pid`` listen on (from /proc, as VS Code scans)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def test_hello_reply(live: LiveDaemon, client: DaemonClient) -> None:
@@ -536,6 +566,27 @@ def test_status_reply_shape(live: LiveDaemon, client: DaemonClient) -> None:
     [run] = [r for r in body["runs"] if r["run_id"] == run_id]
     assert run["entry"] == "ok.py" and run["state"] == "finished"
     assert run["exit_code"] == 0 and run["reason"] == "exited" and run["worker"] == 0
+
+
+def test_clients_that_left_are_forgotten(live: LiveDaemon, client: DaemonClient) -> None:
+    """One identity per `hotswap run` would otherwise pile up in the daemon for good; a live
+    client is sent no unasked probe while few clients come and go."""
+    client.hello()
+
+    def come_and_go(count: int) -> None:
+        for i in range(count):
+            with contextlib.closing(live.client(f"passing-{i}")) as passing:
+                passing.hello()
+
+    come_and_go(10)
+    assert client.recv(timeout=2.0) is None, "the live client got an event unasked"
+    come_and_go(IDLE_CLIENTS_KEPT + 20)
+    wait_until(
+        lambda: len(live.daemon.clients) <= IDLE_CLIENTS_KEPT + 1,
+        "clients that left are still known",
+        30,
+    )
+    client.hello()  # the live one is still served
 
 
 def test_two_clients_get_only_their_own_run_events(live: LiveDaemon) -> None:

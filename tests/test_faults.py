@@ -1,5 +1,6 @@
 """Faults through the real CLI: a daemon killed with -9 (running or idle), a stopped daemon, a
-client killed while its run waits in input(), workers a killed daemon left behind.
+client killed during a run (in input() or not), workers a killed daemon left behind, a full
+disk under a mirror.
 
 After every fault the next run works and no process of the workspace is left but the daemon
 and its workers (a scan of /proc).
@@ -7,15 +8,20 @@ and its workers (a scan of /proc).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import Follow, Workspace, following, wait_until
 from test_lifecycle import alive, worker_pid
+from test_sync_cli import Editor, MirrorDaemon, synced_files
 
 SLEEPER = """\
 print("sleeping", flush=True)
@@ -28,6 +34,18 @@ print("asking", flush=True)
 answer = input()
 print("got", answer)
 """
+
+
+@contextlib.contextmanager
+def following_proc(proc: subprocess.Popen[str]) -> Iterator[Follow]:
+    """A ``hotswap run`` started by the test, followed, and killed at the end if still alive."""
+    follow = Follow(proc)
+    try:
+        yield follow
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def workspace_pids(root: Path) -> set[int]:
@@ -103,23 +121,40 @@ def test_a_first_ctrl_c_ends_the_cli_even_if_the_daemon_hangs(workspace: Workspa
     assert "lost the connection" in run.stderr or "did not report its end" in run.stderr
 
 
+def run_of(ws: Workspace, entry: str) -> dict[str, Any] | None:
+    """The status record of the latest run of ``entry``."""
+    runs = [r for r in ws.status()["runs"] if r["entry"].endswith(entry)]
+    return runs[-1] if runs else None
+
+
+def finished_run(ws: Workspace, entry: str, failure: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        run = run_of(ws, entry)
+        return run if run is not None and run["state"] == "finished" else None
+
+    return dict(wait_until(finished, failure, 30))
+
+
 def test_a_run_whose_client_was_killed_in_input_is_cancelled(workspace: Workspace) -> None:
+    """The client's stdin stays open (a terminal): only the worker can tell that the script
+    waits for it, and nobody is left to type."""
     workspace.write("asker.py", ASKER)
     workspace.write("hello.py", "print('hello')\n")
-    with following(workspace, "asker.py", kind=Follow) as run:
+    proc = workspace.popen_run("asker.py", stdin=subprocess.PIPE)
+    with contextlib.closing(proc.stdin), following_proc(proc) as run:
         run.wait_for("asking")
         daemon, worker = daemon_and_worker(workspace)
         run.proc.kill()
         run.finish()
-
-    def asker_ended() -> bool:
-        runs = workspace.status()["runs"]
-        return any(r["entry"].endswith("asker.py") and r["state"] == "finished" for r in runs)
-
-    wait_until(asker_ended, "the run of the killed client still waits for input", 30)
+        asker = finished_run(workspace, "asker.py", "the run of the killed client still waits")
+    assert (asker["reason"], asker["exit_code"]) == ("cancelled", 130)
+    logs = workspace.hotswap("logs", asker["run_id"])
+    assert logs.returncode == 130 and logs.stdout.startswith("asking\n"), logs
+    assert "its client disconnected while it waited for input" in logs.stderr
     queued = workspace.run("--queue", "hello.py", timeout=60)
     assert (queued.returncode, queued.stdout) == (0, "hello\n"), queued.stderr
     assert daemon_and_worker(workspace) == (daemon, worker), "the worker was kept"
+    assert workspace_pids(workspace.root) == {daemon, worker}
 
 
 def test_a_new_daemon_ends_the_workers_a_killed_one_left(
@@ -171,25 +206,88 @@ def test_kill_9_of_the_worker_mid_run(workspace: Workspace) -> None:
 
 
 TALKER = """\
-import time
-for i in range(100000):
+import sys, time
+for i in range(60):
     print("line", i, flush=True)
     time.sleep(0.05)
+sys.exit(3)
 """
+TALKED = "".join(f"line {i}\n" for i in range(60))
 
 
-def test_a_client_disconnecting_mid_run_gets_its_run_cancelled(workspace: Workspace) -> None:
+def test_a_client_killed_mid_run_leaves_its_run_going_with_its_output_kept(
+    workspace: Workspace,
+) -> None:
+    """kill -9 of the CLI: the run needs no stdin, so it finishes; `hotswap logs -f` takes it
+    back while it runs, and `hotswap logs RUN` shows all of it with its exit code."""
     workspace.write("talker.py", TALKER)
     with following(workspace, "talker.py") as run:
         run.wait_for("line 3")
         daemon, worker = daemon_and_worker(workspace)
         run.proc.kill()
         run.finish()
-
-    def talker_ended() -> bool:
-        runs = workspace.status()["runs"]
-        return any(r["entry"].endswith("talker.py") and r["state"] == "finished" for r in runs)
-
-    wait_until(talker_ended, "the run of a vanished client went on", 30)
+    followed = workspace.hotswap("logs", "--follow", timeout=60)
+    assert (followed.returncode, followed.stdout) == (3, TALKED), followed.stderr
+    talker = finished_run(workspace, "talker.py", "the run of a vanished client never ended")
+    assert (talker["reason"], talker["exit_code"]) == ("exited", 3)
+    logs = workspace.hotswap("logs", talker["run_id"])
+    assert (logs.returncode, logs.stdout, logs.stderr) == (3, TALKED, "")
     assert daemon_and_worker(workspace) == (daemon, worker)
     assert workspace_pids(workspace.root) == {daemon, worker}
+
+
+def test_logs_keep_the_last_megabyte_and_say_the_rest_was_cut(workspace: Workspace) -> None:
+    workspace.write("big.py", "import sys\nfor i in range(30000):\n    print(f'{i:>49}')\n")
+    assert workspace.run("big.py").returncode == 0  # 1.5 MB of lines of 50 bytes
+    logs = workspace.hotswap("logs")
+    assert logs.returncode == 0
+    assert "output truncated: only the last 1 MB of it is kept" in logs.stderr
+    assert len(logs.stdout) == 1 << 20
+    assert logs.stdout.endswith(f"{29999:>49}\n")
+    missing = workspace.hotswap("logs", "no-such-run")
+    assert missing.returncode == 1 and "no output is kept for run no-such-run" in missing.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs, unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "gpu-box" / "mirror"
+    disk.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not let the test mount a tmpfs")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_during_a_mirror_write_changes_nothing_and_says_so(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """`serve --mirror` on a 1 MB disk: a sync of 2 x 600 KB fails with a clear error, no
+    file nor staged copy is left half-written, and once the files are gone the next run works."""
+    daemon = MirrorDaemon(small_disk, tmp_path / "laptop" / "from-gpu-box")
+    try:
+        daemon.start()
+        editor = Editor(tmp_path / "laptop" / "project", daemon)
+        editor.write("main.py", "print('first')\n")
+        assert editor.run("main.py").stdout == "first\n"
+        before = synced_files(small_disk)
+        editor.write("main.py", "print('second')\n")
+        for name in ("a.bin", "b.bin"):
+            editor.write(f"data/{name}", os.urandom(600 * 1024))
+        full = editor.run("main.py", ok=False)
+        assert full.returncode == 1 and full.stdout == ""
+        assert "cannot write into" in full.stderr and "No space left on device" in full.stderr
+        assert "nothing was changed" in full.stderr and "free space" in full.stderr
+        assert synced_files(small_disk) == before, "a file of the failed sync was written"
+        assert not list(small_disk.glob(".hotswap-*")), "a staged copy was left behind"
+        assert daemon.proc.poll() is None, daemon.log()
+        (editor.root / "data" / "b.bin").unlink()
+        assert editor.run("main.py").stdout == "second\n"
+        assert synced_files(small_disk) == synced_files(editor.root)
+    finally:
+        daemon.kill_all()

@@ -1,8 +1,9 @@
 """Fuzzing a real daemon with hypothesis: random and mutated frames, truncated msgpack, deep
-nesting, wrong field types, unknown types, out-of-order sync. Every message is answered (an
+nesting, wrong field types, unknown types, out-of-order sync, every decoded limit (depth,
+string, list and map lengths, path lengths) at and past its value. Every message is answered (an
 error or a reply), the daemon's memory stays bounded, and the next run works.
 
-``make test`` runs a small sample; ``make fuzz`` sets HOTSWAP_FUZZ_CASES=10000.
+``make test`` runs a small sample; ``make fuzz`` sets HOTSWAP_FUZZ_CASES=2500 (7 properties).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import pytest
 import zmq
 from conftest import Workspace
 from hotswap.messages import REQUEST_TYPES
-from hotswap.protocol import PROTOCOL_VERSION, make_message, new_id
+from hotswap.protocol import (
+    MAX_DEPTH,
+    MAX_ITEMS,
+    MAX_PATH_BYTES,
+    MAX_STR_BYTES,
+    PROTOCOL_VERSION,
+    make_message,
+    new_id,
+)
 from hotswap.session import Session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +61,10 @@ class Target:
         msg = self.session.unpack(self.sock.recv_multipart())
         assert msg["type"] == "error" or msg["type"].endswith("_reply"), msg
         return msg
+
+    @property
+    def root(self) -> dict[str, str]:
+        return {"root": str(self.ws.root)}
 
     def signed(self, payload: bytes) -> list[bytes]:
         return [self.session.sign(payload), payload]
@@ -110,12 +123,17 @@ def envelope_of(msg_type: str, body: Any) -> dict[str, Any]:
     }
 
 
+def with_x(raw: bytes) -> bytes:
+    """A status request whose body's field ``x`` is the msgpack ``raw``, written by hand."""
+    packed = msgpack.packb(envelope_of("status", {"x": None}), use_bin_type=True)
+    assert packed.endswith(b"\xc0")  # body is the envelope's last field, x its last value
+    return packed[:-1] + raw
+
+
 def deeply_nested(depth: int) -> bytes:
     """A status request whose body holds ``depth`` nested one-element arrays (past msgpack's
     own packing limit, so written by hand)."""
-    packed = msgpack.packb(envelope_of("status", {"x": None}), use_bin_type=True)
-    assert packed.endswith(b"\xc0")  # body is the envelope's last field, x its last value
-    return packed[:-1] + b"\x91" * depth + b"\xc0"
+    return with_x(b"\x91" * depth + b"\xc0")
 
 
 @FUZZ
@@ -184,3 +202,63 @@ def test_out_of_order_sync_messages_are_refused(
     }
     answer = target.answer(target.signed(msgpack.packb(envelope_of("sync", body))))
     assert answer["type"] == "error", answer
+
+
+def sized(kind: str, n: int) -> bytes:
+    """msgpack of ``n`` units of ``kind``: nesting levels, string bytes, list or map entries
+    (the map's keys all alike: its header declares ``n``, it decodes small)."""
+    count = n.to_bytes(4, "big")
+    if kind == "depth":
+        return b"\x91" * n + b"\xc0"
+    if kind == "str":
+        return b"\xdb" + count + b"x" * n
+    if kind == "list":
+        return b"\xdd" + count + b"\xc0" * n
+    return b"\xdf" + count + b"\xa1k\xc0" * n
+
+
+LIMIT_OF = {"depth": MAX_DEPTH - 2, "str": MAX_STR_BYTES, "list": MAX_ITEMS, "map": MAX_ITEMS}
+"""The most a status body's extra field may hold (depth: the envelope and body are 2 levels)."""
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(sorted(LIMIT_OF)),
+    size=st.one_of(st.integers(min_value=0, max_value=3000), st.sampled_from(["at", "past"])),
+)
+def test_decoded_limits_are_checked_before_any_handler(
+    target: Target, kind: str, size: int | str
+) -> None:
+    """Up to each limit a request is served; past it, it is refused as malformed, naming the
+    limit."""
+    limit = LIMIT_OF[kind]
+    n = {"at": limit, "past": limit + 1}.get(str(size), size)
+    assert isinstance(n, int)
+    answer = target.answer(target.signed(with_x(sized(kind, n))))
+    if n <= limit:
+        assert answer["type"] == "status_reply", answer
+    else:
+        assert answer["body"]["ename"] == "malformed", answer
+        assert "limit" in answer["body"]["evalue"] or "deeper" in answer["body"]["evalue"]
+
+
+@FUZZ
+@given(length=st.one_of(st.integers(min_value=2, max_value=5000), st.just(MAX_PATH_BYTES + 1)))
+def test_paths_past_path_max_are_refused_by_length(target: Target, length: int) -> None:
+    cwd = "/" + "d" * (length - 1)
+    run = {"entry": "x.py", "args": [], "cwd": cwd, "env": {}}
+    answer = target.answer(target.signed(msgpack.packb(envelope_of("run", run))))
+    evalue = answer["body"]["evalue"]
+    if length > MAX_PATH_BYTES:
+        assert answer["body"]["ename"] == "protocol_error" and "longer than 4096" in evalue
+    else:
+        assert "longer than" not in evalue and answer["type"] == "error", answer
+    file = {"path": "p/" * (length // 2) + "f", "sha256": "0" * 64, "data": b""}
+    manifest = target.answer(target.signed(msgpack.packb(envelope_of("manifest", target.root))))
+    base = manifest["body"]["state"]  # the right base: the paths are what is refused
+    body = {**target.root, "base": base, "target": "1" * 64}
+    sync = {**body, "files": [file], "deleted": [], "transaction": "t", "final": True}
+    answer = target.answer(target.signed(msgpack.packb(envelope_of("sync", sync))))
+    assert answer["type"] == "error"
+    too_long = len(file["path"].encode()) > MAX_PATH_BYTES
+    assert (answer["body"]["ename"] == "unsafe_path") == too_long, answer

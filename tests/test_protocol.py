@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -477,6 +478,27 @@ def test_replayed_frames_are_refused() -> None:
         receiver.unpack(frames)
     assert info.value.ename == "replayed"
     receiver.unpack(sender.pack(make_message("status")))  # a fresh message still passes
+
+
+def test_the_replay_guard_remembers_every_message_of_its_window_in_fixed_memory() -> None:
+    """Three windows of traffic at 150 messages a second: each signature is refused while a
+    message of its time would pass, colliding slots included, and the memory never grows."""
+    from hotswap.session import ReplayGuard
+
+    guard = ReplayGuard(window=300.0)
+    size = guard.keys.buffer_info()[1] + guard.times.buffer_info()[1]
+    recent: list[tuple[bytes, float]] = []
+    for i in range(3 * 300 * 150):
+        now = 1_000_000.0 + i / 150
+        signature = hashlib.sha256(str(i).encode()).hexdigest().encode()
+        assert not guard.seen(signature, now, now), i
+        recent.append((signature, now))
+        if i % 997 == 0:  # a sample of the window, the oldest included
+            for old, ts in (recent[max(0, i - 44_999)], recent[-1], recent[i // 2]):
+                assert now - ts > 300.0 or guard.seen(old, ts, now)
+    assert guard.keys.buffer_info()[1] + guard.times.buffer_info()[1] == size
+    late = recent[0]
+    assert not guard.seen(late[0], late[1] + 301, late[1] + 301 + 0.5), "expired: free again"
 
 
 @pytest.mark.parametrize("offset", [-(REPLAY_WINDOW_SECONDS + 60), REPLAY_WINDOW_SECONDS + 60])

@@ -128,11 +128,14 @@ def test_debugpy_listens_on_loopback_only() -> None:
 
 
 READ_AS_OTHER = """\
-import sys
+import socket, sys
 from pathlib import Path
 for name in sys.argv[1:]:
     try:
-        Path(name).read_bytes()
+        if name.startswith("ipc://"):
+            socket.socket(socket.AF_UNIX).connect(name[len("ipc://"):])
+        else:
+            Path(name).read_bytes()
         print("read", name)
     except PermissionError:
         print("denied", name)
@@ -142,13 +145,21 @@ for name in sys.argv[1:]:
 SYSTEM_PYTHON = "/usr/bin/python3"  # ours may sit in a folder the other user cannot enter
 
 
+def worker_address(ws: Workspace) -> str:
+    """The address the daemon's worker connects back to (from the worker's command line)."""
+    worker = ws.status()["workers"][0]["pid"]
+    argv = Path(f"/proc/{worker}/cmdline").read_bytes().decode().split("\0")
+    return argv[argv.index("--connect") + 1]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second local user")
 @pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason="no /usr/bin/python3")
-def test_a_second_local_user_cannot_read_the_key_the_log_or_the_worker_list(
+def test_a_second_local_user_cannot_connect_nor_read_the_key_the_log_or_the_worker_list(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Run as `nobody` in a workspace every user may enter, as a home folder often is: only
-    the files' own modes keep the key and the run output private."""
+    the files' own modes keep the key and the run output private, and the daemon's sockets
+    (clients' and workers') are in a folder `nobody` cannot enter."""
     import pwd
     import tempfile
 
@@ -161,6 +172,9 @@ def test_a_second_local_user_cannot_read_the_key_the_log_or_the_worker_list(
         assert ws.run("hello.py").returncode == 0
         state = root / ".hotswap"
         files = [str(state / n) for n in ("connection.json", "daemon.log", "workers.json")]
+        sockets = [ws.connection()["address"], worker_address(ws)]
+        assert all(address.startswith("ipc://") for address in sockets)
+        files += sockets
         proc = subprocess.run(
             [SYSTEM_PYTHON, "-c", READ_AS_OTHER, *files],
             capture_output=True,
@@ -208,3 +222,25 @@ def test_an_ipc_socket_lives_in_a_folder_of_the_owner_alone(
     finally:
         workspace.stop()
         daemon.wait(timeout=30)
+
+
+def test_the_default_socket_folder_must_be_private_else_loopback_tcp(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """$XDG_RUNTIME_DIR/hotswap is where the socket goes; a folder others may enter is refused
+    (the daemon says so in its log) and the daemon binds loopback TCP instead."""
+    runtime = tmp_path / "run"
+    workspace.write("hello.py", "print('hello')\n")
+    (runtime / "hotswap").mkdir(parents=True, mode=0o755)
+    (runtime / "hotswap").chmod(0o755)
+    shared = workspace.run("hello.py", env=base_env(XDG_RUNTIME_DIR=str(runtime)))
+    assert (shared.returncode, shared.stdout) == (0, "hello\n"), shared.stderr
+    assert workspace.connection()["address"].startswith("tcp://127.0.0.1:")
+    log = (workspace.root / ".hotswap" / "daemon.log").read_text()
+    assert "no private folder for the daemon's sockets" in log and "not yours alone" in log
+    workspace.stop()
+    (runtime / "hotswap").chmod(0o700)
+    private = workspace.run("hello.py", env=base_env(XDG_RUNTIME_DIR=str(runtime)))
+    assert (private.returncode, private.stdout) == (0, "hello\n"), private.stderr
+    address = workspace.connection()["address"]
+    assert address.startswith(f"ipc://{runtime}/hotswap/") and address.endswith(".sock")

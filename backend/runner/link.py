@@ -18,6 +18,7 @@ import zmq
 
 from ..protocol import ProtocolError, make_message
 from ..session import Session
+from .stdin_wait import reading_stdin
 
 
 def runner_thread(target: Callable[[], None], name: str) -> threading.Thread:
@@ -67,6 +68,7 @@ class StdinFeeder:
 
 
 PARENT_WATCH_MS = 1000
+STDIN_WATCH_MS = 250  # during a run: how often to look whether the script waits for stdin
 
 
 class WorkerLink:
@@ -89,6 +91,8 @@ class WorkerLink:
         self._early_stdin: list[tuple[str, bytes, bool]] = []
         self._early_interrupt: str | None = None
         self._main_thread = threading.main_thread().ident
+        self._main_tid = threading.main_thread().native_id
+        self._waiting_stdin = False
         self._thread = runner_thread(self._loop, "hotswap-link")
         self._closing = False
 
@@ -141,9 +145,10 @@ class WorkerLink:
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         while True:
-            ready = dict(poller.poll(PARENT_WATCH_MS))
+            ready = dict(poller.poll(STDIN_WATCH_MS if self._current_run else PARENT_WATCH_MS))
             if self.daemon_pid and os.getppid() != self.daemon_pid:
                 os._exit(1)  # the daemon died (second line behind the parent-death signal)
+            self._watch_stdin()
             if self._wake_r in ready:
                 os.read(self._wake_r, 65536)
                 self._flush_outbox()
@@ -151,6 +156,18 @@ class WorkerLink:
                     return
             if self._socket in ready:
                 self._receive()
+
+    def _watch_stdin(self) -> None:
+        """Tell the daemon when the script starts or stops waiting for stdin."""
+        run = self._current_run
+        waiting = run is not None and self._main_tid is not None and reading_stdin(self._main_tid)
+        if run is not None and waiting != self._waiting_stdin:
+            self._waiting_stdin = waiting
+            self._socket.send_multipart(
+                self.session.pack(make_message("stdin_wait", {"run_id": run, "waiting": waiting}))
+            )
+        elif run is None:
+            self._waiting_stdin = False
 
     def _flush_outbox(self) -> None:
         while True:

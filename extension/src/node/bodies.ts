@@ -8,6 +8,7 @@ import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
 import type {
   DaemonStatus,
   MetricSeries,
+  OutputChunk,
   PathMapping,
   Records,
   RunError,
@@ -84,6 +85,13 @@ export interface ReleaseBody {
   keys?: string[] | null;
 }
 
+export interface LogsBody {
+  /** The run whose output to read; the latest run without it. */
+  run_id?: string | null;
+  /** Send the run's later events to this client (a client that reconnects). */
+  follow?: boolean;
+}
+
 export interface HelloReplyBody {
   protocol_version: string;
   /** The daemon's hotswap release. */
@@ -133,6 +141,18 @@ export interface SyncReplyBody {
 
 export interface ReleaseReplyBody {
   released: string[];
+}
+
+export interface LogsReplyBody {
+  run_id: string;
+  entry: string;
+  state: string;
+  output: OutputChunk[];
+  /** The start of the output was dropped: only its last part is kept. */
+  truncated: boolean;
+  exit_code: number | null;
+  reason: string | null;
+  message: string;
 }
 
 export interface ErrorBody {
@@ -243,6 +263,7 @@ export interface Bodies {
   release: ReleaseBody;
   runs: RunsBody;
   metrics: MetricsBody;
+  logs: LogsBody;
   hello_reply: HelloReplyBody;
   run_reply: RunReplyBody;
   cancel_reply: CancelReplyBody;
@@ -254,6 +275,7 @@ export interface Bodies {
   release_reply: ReleaseReplyBody;
   runs_reply: RunsReplyBody;
   metrics_reply: MetricsReplyBody;
+  logs_reply: LogsReplyBody;
   error: ErrorBody;
   run_started: RunStartedBody;
   stream: StreamBody;

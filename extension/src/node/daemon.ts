@@ -76,6 +76,26 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
+ * Whether `pid` is a live `hotswap serve`: not a zombie, nor another process that was given
+ * the pid of a dead daemon (a stale connection file would cost a handshake timeout). Reads
+ * /proc as the CLI does (backend/client.py daemon_alive); without /proc the handshake tells.
+ */
+export function daemonAlive(pid: number, proc = "/proc"): boolean {
+  if (!pidAlive(pid)) {
+    return false;
+  }
+  let argv: string[];
+  let state: string;
+  try {
+    argv = readFileSync(`${proc}/${pid}/cmdline`, "utf8").split("\0");
+    state = readFileSync(`${proc}/${pid}/stat`, "utf8").split(")").pop()?.trim().split(" ")[0] ?? "";
+  } catch {
+    return !existsSync(proc); // gone meanwhile; or no /proc at all (not Linux)
+  }
+  return argv.includes("serve") && state !== "Z";
+}
+
+/**
  * `<python> -m hotswap serve --workspace <root>` in its own session, its output appended to
  * .hotswap/daemon.log: detached, so the warm model outlives this window (and a dropped SSH link).
  */

@@ -49,6 +49,8 @@ export interface ConnectionInfo {
   signature_scheme?: string;
   workspace?: string;
   started?: number;
+  /** The daemon's CURVE public key, when it listens where other hosts can reach it. */
+  curve_server_key?: string;
 }
 
 /** The daemon answered a request with an `error`. */

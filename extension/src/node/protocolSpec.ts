@@ -95,6 +95,13 @@ export const MESSAGE_TYPES = {
       run_id: { types: ["str"], required: true, record: null, items: null },
     },
   },
+  logs: {
+    kind: "request",
+    fields: {
+      run_id: { types: ["str", "none"], required: false, record: null, items: null },
+      follow: { types: ["bool"], required: false, record: null, items: null },
+    },
+  },
   hello_reply: {
     kind: "reply",
     fields: {
@@ -174,6 +181,19 @@ export const MESSAGE_TYPES = {
     fields: {
       run: { types: ["dict"], required: true, record: "run_record", items: null },
       series: { types: ["list"], required: true, record: null, items: "metric_series" },
+    },
+  },
+  logs_reply: {
+    kind: "reply",
+    fields: {
+      run_id: { types: ["str"], required: true, record: null, items: null },
+      entry: { types: ["str"], required: true, record: null, items: null },
+      state: { types: ["str"], required: true, record: null, items: null },
+      output: { types: ["list"], required: true, record: null, items: "output_chunk" },
+      truncated: { types: ["bool"], required: true, record: null, items: null },
+      exit_code: { types: ["int", "none"], required: true, record: null, items: null },
+      reason: { types: ["str", "none"], required: true, record: null, items: null },
+      message: { types: ["str"], required: true, record: null, items: null },
     },
   },
   error: {
@@ -372,6 +392,10 @@ export const RECORDS = {
     args_changed: { types: ["bool"], required: true, record: null, items: null },
     last: { types: ["dict"], required: true, record: null, items: null },
   },
+  output_chunk: {
+    stream: { types: ["str"], required: true, record: null, items: null },
+    data: { types: ["bytes"], required: true, record: null, items: null },
+  },
   sync_policy: {
     max_file_bytes: { types: ["int"], required: true, record: null, items: null },
     chunk_bytes: { types: ["int"], required: true, record: null, items: null },
@@ -398,5 +422,6 @@ export const ERRORS = {
   unsafe_path: "a sync path that is absolute, escapes the workspace or is not a plain file",
   bad_run_id: "a client-chosen run_id that is malformed or already used by a recent run",
   unknown_run: "a run_id the daemon keeps no record of (hotswap runs lists them)",
+  write_failed: "the daemon could not write synced files (a full disk): see evalue",
   internal: "a bug in the daemon while handling the request (see .hotswap/daemon.log)",
 } as const satisfies Record<string, string>;

@@ -152,6 +152,12 @@ export interface RunRecord {
   last: Record<string, number | null>;
 }
 
+/** A piece of a run's kept output (the `logs` request), in the order the daemon read it. */
+export interface OutputChunk {
+  stream: "stdout" | "stderr";
+  data: Uint8Array;
+}
+
 /** Every record by its name in RECORDS. */
 export interface Records {
   frame: Frame;
@@ -167,4 +173,5 @@ export interface Records {
   metric_batch: MetricBatch;
   metric_series: MetricSeries;
   run_record: RunRecord;
+  output_chunk: OutputChunk;
 }

@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import { decode } from "@msgpack/msgpack";
 import { Dealer } from "zeromq";
+import { clientKeyPair } from "./curve";
 import { Logger, silentLogger } from "./logger";
 import {
   Bodies,
@@ -49,7 +50,7 @@ export class Transport {
     private readonly log: Logger = silentLogger,
   ) {
     this.session = new Session(connection.key);
-    this.socket = new Dealer({ linger: 500, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    this.socket = new Dealer({ linger: 500, sendHighWaterMark: 0, receiveHighWaterMark: 0, ...curveOptions(connection) });
     this.socket.connect(connection.address);
     // The daemon closing its end (stopped, crashed, killed) is the only sign we get of it.
     this.socket.events.on("disconnect", () => this.events.emit("disconnected"));
@@ -201,6 +202,15 @@ export class Transport {
       this.pending.delete(id);
     }
   }
+}
+
+/** A daemon whose connection file names a CURVE server key gets our key pair (curve.ts). */
+function curveOptions(connection: ConnectionInfo): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string } {
+  if (!connection.curve_server_key) {
+    return {};
+  }
+  const pair = clientKeyPair();
+  return { curveServerKey: connection.curve_server_key, curvePublicKey: pair.public, curveSecretKey: pair.secret };
 }
 
 const KEY_REFUSED = new DaemonError(

@@ -10,7 +10,7 @@ import {
   DaemonStartError,
   connectionPath,
   daemonLogPath,
-  pidAlive,
+  daemonAlive,
   readConnection,
   startDaemon,
   waitForConnection,
@@ -227,7 +227,7 @@ export class Backend implements vscode.Disposable {
 function liveConnection(root: string): ConnectionInfo | undefined {
   try {
     const info = readConnection(connectionPath(root));
-    return pidAlive(Number(info.pid)) ? info : undefined;
+    return daemonAlive(Number(info.pid)) ? info : undefined;
   } catch {
     return undefined;
   }
