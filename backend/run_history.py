@@ -144,6 +144,15 @@ class RunHistory:
 
     # -- what clients ask -----------------------------------------------------------------
 
+    def runs_reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The ``runs`` request's answer."""
+        return {"runs": self.runs(body.get("entry"), body.get("limit", 50))}
+
+    def metrics_reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The ``metrics`` request's answer."""
+        run, series = self.run_metrics(body["run_id"])
+        return {"run": run, "series": series}
+
     def runs(self, entry: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Records, newest first (of ``entry`` only, if given)."""
         found = [r for r in reversed(self.records.values()) if entry in (None, r["entry"])]

@@ -110,6 +110,17 @@ class RunQueue:
         self.metrics_subscribers: set[bytes] = set()  # ... and every run's metrics_update
         self.logs = RunLogs()
 
+    def subscribe(self, client: bytes, hello: dict[str, Any]) -> None:
+        """What a client's hello asks to see besides its own runs (nothing, once it is gone)."""
+        for wanted, group in (
+            ("subscribe", self.subscribers),
+            ("subscribe_metrics", self.metrics_subscribers),
+        ):
+            if hello.get(wanted):
+                group.add(client)
+            else:
+                group.discard(client)
+
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
         if chosen is None:

@@ -197,8 +197,7 @@ class Daemon:
 
     def _client_gone(self, identity: bytes) -> None:
         """Its runs go on (output kept for `logs`), but not those waiting for its stdin."""
-        self.runs.subscribers.discard(identity)
-        self.runs.metrics_subscribers.discard(identity)
+        self.runs.subscribe(identity, {})
         if identity in self.clients:
             self.clients.discard(identity)
             for run in self.runs.client_gone(identity):
@@ -238,10 +237,7 @@ class Daemon:
 
     def on_hello(self, identity: bytes, msg: dict[str, Any]) -> None:
         check_version(msg["body"]["protocol_version"])
-        if msg["body"].get("subscribe"):
-            self.runs.subscribers.add(identity)
-        if msg["body"].get("subscribe_metrics"):
-            self.runs.metrics_subscribers.add(identity)
+        self.runs.subscribe(identity, msg["body"])
         self.send(identity, reply_to(msg, hello_body(self.workspace, self.config.max_file_bytes)))
 
     def on_run(self, identity: bytes, msg: dict[str, Any]) -> None:
@@ -290,18 +286,15 @@ class Daemon:
         self.begin_stop()
 
     def on_logs(self, identity: bytes, msg: dict[str, Any]) -> None:
-        body = msg["body"]
-        kept = self.runs.read_log(identity, body.get("run_id"), bool(body.get("follow")))
-        self.send(identity, reply_to(msg, kept))
+        run_id, follow = msg["body"].get("run_id"), bool(msg["body"].get("follow"))
+        self.send(identity, reply_to(msg, self.runs.read_log(identity, run_id, follow)))
 
     def on_release(self, identity: bytes, msg: dict[str, Any]) -> None:
         released = self.workers.release(msg["body"].get("keys"))
         self.send(identity, reply_to(msg, {"released": released}))
 
     def on_runs(self, identity: bytes, msg: dict[str, Any]) -> None:
-        runs = self.history.runs(msg["body"].get("entry"), msg["body"].get("limit", 50))
-        self.send(identity, reply_to(msg, {"runs": runs}))
+        self.send(identity, reply_to(msg, self.history.runs_reply(msg["body"])))
 
     def on_metrics(self, identity: bytes, msg: dict[str, Any]) -> None:
-        run, series = self.history.run_metrics(msg["body"]["run_id"])
-        self.send(identity, reply_to(msg, {"run": run, "series": series}))
+        self.send(identity, reply_to(msg, self.history.metrics_reply(msg["body"])))
