@@ -212,6 +212,12 @@ class RunQueue:
         body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
         self._event(run, "stream", body)
 
+    def notice(self, run: Run, kind: str, text: str) -> None:
+        """What hotswap did for the run (a warm object followed an edit, was rebuilt, served
+        warm): for the run's header, never mixed into the script's stderr."""
+        log.info("run %s: %s", run.run_id, text)
+        self._event(run, "run_notice", {"run_id": run.run_id, "kind": kind, "text": text})
+
     def _flush_early_output(self, run: Run) -> None:
         run.announced = True
         for stream, data in run.early_output:
@@ -227,6 +233,8 @@ class RunQueue:
         error: dict[str, Any] | None = None,
         warm_reused: list[str] | None = None,
         warm_lost: bool = False,
+        memory: dict[str, int] | None = None,
+        survivors: list[dict[str, Any]] | None = None,
     ) -> None:
         assert reason in RUN_FINISHED_REASONS, reason
         self._flush_early_output(run)  # a worker that died before exec_started still said things
@@ -247,6 +255,8 @@ class RunQueue:
             "message": message,
             "warm_reused": warm_reused or [],
             "warm_lost": warm_lost,
+            **({"memory": memory} if memory is not None else {}),
+            **({"survivors": survivors} if survivors is not None else {}),
         }
         self._event(run, "run_finished", body)
         log.info("run %s %s: exit %d %s", run.run_id, reason, exit_code, message)

@@ -112,6 +112,15 @@ class WorkerLink:
         if interrupted:  # cancelled before it began (we are on the main thread, as SIGINT is)
             raise KeyboardInterrupt
 
+    def notice(self, kind: str, text: str) -> bool:
+        """Send the current run a notice for its header; False when no run is on."""
+        with self._lock:
+            run_id = self._current_run
+        if run_id is None:
+            return False
+        self.send("exec_notice", {"run_id": run_id, "kind": kind, "text": text})
+        return True
+
     def end_run(self) -> None:
         with self._lock:
             self._current_run = None

@@ -5,7 +5,7 @@
 
 import type { FieldSpec, RecordName, WireType } from "./protocol";
 import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
-import type { DaemonStatus, PathMapping, Records, RunError, RunStatus, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
+import type { DaemonStatus, Memory, PathMapping, Records, RunError, RunStatus, Survivor, SyncPolicy, WarmEntry, WorkerStatus } from "./records";
 
 export type * from "./records";
 
@@ -157,6 +157,18 @@ export interface RunFinishedBody {
   message: string;
   warm_reused: string[];
   warm_lost: boolean;
+  /** The run's peak and what the worker holds after it beyond warm objects (the footer). */
+  memory?: Memory;
+  /** The largest objects the run left alive, when it left memory behind. */
+  survivors?: Survivor[];
+}
+
+/** What hotswap did for a run (a warm object updated in place, rebuilt, served warm). */
+export interface RunNoticeBody {
+  run_id: string;
+  /** "updated", "rebuilt", "served_warm", "reloaded", "evicted" or "note". */
+  kind: string;
+  text: string;
 }
 
 export interface WorkerRestartedBody {
@@ -215,6 +227,7 @@ export interface Bodies {
   run_started: RunStartedBody;
   stream: StreamBody;
   run_finished: RunFinishedBody;
+  run_notice: RunNoticeBody;
   worker_restarted: WorkerRestartedBody;
   warm_changed: WarmChangedBody;
   debug_ready: DebugReadyBody;

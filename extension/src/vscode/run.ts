@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import * as vscode from "vscode";
-import { TerminalText, footer, header } from "../node/format";
+import { TerminalText, footer, header, notice } from "../node/format";
 import { LineAction } from "../node/lineEditor";
 import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody, SyncPolicy } from "../node/protocol";
 import { newRunId, syncThenRun } from "../node/startRun";
@@ -185,6 +185,7 @@ export class RunController implements vscode.Disposable {
     const t = connection.transport;
     this.route(t, "run_started", (run, body) => this.started(run, body));
     this.route(t, "stream", (run, body) => this.output(run, body));
+    this.route(t, "run_notice", (run, body) => this.notice(run, body));
     this.route(t, "run_finished", (run, body) => this.finished(run, body));
     this.route(t, "debug_ready", (run, body) => run.ready(body));
     this.status.follow(t, this.log, () => this.shown !== undefined);
@@ -246,6 +247,12 @@ export class RunController implements vscode.Disposable {
     }
   }
 
+  /** What hotswap did for the run, as a header line of its own colour (not the script's). */
+  private notice(run: ActiveRun, body: Bodies["run_notice"]): void {
+    this.terminal.print(notice(body.kind, body.text, run.midLine));
+    run.midLine = false;
+  }
+
   private finished(run: ActiveRun, body: RunFinishedBody): void {
     const rest = run.text.flush();
     this.terminal.print(rest + (run.midLine || (rest && !rest.endsWith("\n")) ? "\r\n" : ""));
@@ -257,6 +264,8 @@ export class RunController implements vscode.Disposable {
         message: body.message,
         warmReused: body.warm_reused,
         warmLost: body.warm_lost,
+        memory: body.memory,
+        survivors: body.survivors,
       }),
     );
     this.terminal.scrollToBottom();
