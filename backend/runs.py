@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .paths import PathMap, map_run_into_mirror, path_mappings
+from .paths import PathMap, StreamMapper, map_run_into_mirror, path_mappings
 from .protocol import (
     ENTRY_KINDS,
     INTERRUPTED_EXIT,
@@ -30,6 +30,14 @@ log = logging.getLogger("hotswap.daemon")
 
 RECENT_RUNS = 20
 Send = Callable[[bytes, dict[str, Any]], None]
+
+
+class StateKeeper(Protocol):
+    """The workspace states runs named (sync_daemon.Syncer): put back as a run starts."""
+
+    def prepare(self, run_id: str) -> str | None: ...
+
+    def release(self, run_id: str) -> None: ...
 
 
 class WorkerHandle(Protocol):
@@ -60,6 +68,13 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
     announced: bool = False  # run_started has been sent
     early_output: list[tuple[str, bytes]] = field(default_factory=list)
+    stderr_map: StreamMapper | None = None  # mirror paths on stderr shown as the client's
+    held_since: float = 0.0  # when stderr_map began holding back the start of a root
+
+    def __post_init__(self) -> None:
+        path_map = self.body.get("path_map")
+        if path_map:
+            self.stderr_map = StreamMapper((path_map[0], path_map[1]))
 
     @property
     def worker(self) -> WorkerHandle | None:
@@ -85,8 +100,10 @@ class Run:
 class RunQueue:
     """Every run the daemon knows: waiting, running, and the last RECENT_RUNS finished."""
 
-    def __init__(self, send: Send, cancel_timeout: float) -> None:
-        self.send = send
+    def __init__(
+        self, send: Send, cancel_timeout: float, states: StateKeeper | None = None
+    ) -> None:
+        self.send, self.states = send, states
         self.cancel_timeout = cancel_timeout
         self.pending: deque[Run] = deque()
         self.live: dict[str, Run] = {}
@@ -157,9 +174,9 @@ class RunQueue:
 
     def start_next(self, worker: WorkerHandle) -> Run | None:
         """Give the next waiting run to an idle ``worker`` and send it the exec."""
-        if not self.pending:
+        run = self._next_runnable()
+        if run is None:
             return None
-        run = self.pending.popleft()
         run.state, run.workers, run.started = "running", [worker], time.time()
         worker.current_run = run
         worker.send("exec", {"run_id": run.run_id, **run.body})
@@ -167,6 +184,17 @@ class RunQueue:
             self._feed(run, data, eof)
         run.stdin.clear()
         return run
+
+    def _next_runnable(self) -> Run | None:
+        """The next waiting run, its workspace put in the state it named; a run whose state
+        is gone ends with ``resync`` (its client syncs and submits it again)."""
+        while self.pending:
+            run = self.pending.popleft()
+            refused = self.states.prepare(run.run_id) if self.states is not None else None
+            if refused is None:
+                return run
+            self.finish(run, 1, "resync", f"{refused}: sync and run again")
+        return None
 
     def stdin(self, run_id: str, data: bytes, eof: bool) -> bool:
         """Deliver stdin now, or when the run starts; False for an unknown or finished run."""
@@ -208,9 +236,24 @@ class RunQueue:
             # may print before the daemon hears that it started. Keep run_started first.
             run.early_output.append((stream, data))
             return
+        if stream == "stderr" and run.stderr_map is not None:
+            data = run.stderr_map.feed(data)
+            run.held_since = time.monotonic()
+        if data:
+            self._stream(run, stream, data)
+
+    def _stream(self, run: Run, stream: str, data: bytes) -> None:
         run.seq += 1
         body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
         self._event(run, "stream", body)
+
+    def flush_held(self, now: float, after: float = 0.05) -> None:
+        """Send stderr bytes held back as the possible start of a mirror path once no more
+        output came for ``after`` seconds (a prompt must not wait for the next write)."""
+        for run in self.active():
+            mapper = run.stderr_map
+            if mapper is not None and mapper.held and now - run.held_since > after:
+                self._stream(run, "stderr", mapper.flush())
 
     def notice(self, run: Run, kind: str, text: str) -> None:
         """What hotswap did for the run (a warm object followed an edit, was rebuilt, served
@@ -238,6 +281,8 @@ class RunQueue:
     ) -> None:
         assert reason in RUN_FINISHED_REASONS, reason
         self._flush_early_output(run)  # a worker that died before exec_started still said things
+        if run.stderr_map is not None and run.stderr_map.held:
+            self._stream(run, "stderr", run.stderr_map.flush())
         run.state = "finished"
         duration = time.time() - (run.started or run.requested)
         run.summary = {"exit_code": exit_code, "reason": reason, "duration": round(duration, 4)}
@@ -246,6 +291,8 @@ class RunQueue:
                 worker.current_run = None
         self.live.pop(run.run_id, None)
         self.recent.append(run)
+        if self.states is not None:
+            self.states.release(run.run_id)
         body = {
             "run_id": run.run_id,
             "exit_code": exit_code,

@@ -74,7 +74,7 @@ class Daemon:
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
-        self.runs = RunQueue(self.send, config.cancel_timeout)
+        self.runs = RunQueue(self.send, config.cancel_timeout, self.syncer)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
         )
@@ -248,7 +248,7 @@ class Daemon:
         if self.stopping:
             raise ProtocolError("the daemon is stopping", hint="run again to start a new daemon")
         run_id = self.runs.new_run_id(body.get("run_id"))
-        path_map = self.syncer.check_run(body.get("root"), body.get("state"))
+        path_map = self.syncer.check_run(body.get("root"), body.get("state"), run_id)
         fields = exec_body(body, str(self.workspace), self.config.debug_timeout, path_map)
         run = Run(run_id, identity, fields, queued=bool(body.get("queue")))
         self.send(identity, reply_to(msg, {"run_id": run.run_id, "queued": run.queued}))

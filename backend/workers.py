@@ -274,6 +274,7 @@ class Workers:
 
     def check_timers(self, now: float, cancel_timeout: float, stop_deadline: float) -> None:
         """Kill workers whose run ignored its cancel; restart the ones whose back-off is over."""
+        self.runs.flush_held(time.monotonic())
         overdue = {run.run_id for run in self.runs.overdue(now)}
         for worker in self:
             run = worker.current_run
