@@ -10,8 +10,9 @@ import { TerminalText, footer, header, notice } from "../node/format";
 import { LineAction } from "../node/lineEditor";
 import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody, SyncPolicy } from "../node/protocol";
 import { newRunId, syncThenRun } from "../node/startRun";
+import { WorkspaceSync } from "../node/sync";
 import { Backend, Backends, Connection } from "./backend";
-import { SHOW_LOG, UserError, report } from "./errors";
+import { SHOW_LOG, UserError, guard, report } from "./errors";
 import { Launch, relaunch } from "./launchTarget";
 import { StatusBar } from "./statusBar";
 import { HotSwapTerminal } from "./terminal";
@@ -33,6 +34,8 @@ export class ActiveRun {
     readonly launch: Launch,
     readonly connection: Connection,
     readonly requestedAt: number,
+    /** 2 when sent again because its state was gone when it left the queue (`resync`). */
+    readonly attempt = 1,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
     this.debugReady = new Promise((resolve, reject) => {
@@ -100,13 +103,13 @@ export class RunController implements vscode.Disposable {
    * Sync the saved workspace and start `launch` on the backend. The run is ours (and shown)
    * under the id we chose before the request goes: its events may overtake the reply.
    */
-  async start(launch: Launch): Promise<ActiveRun> {
+  async start(launch: Launch, attempt = 1): Promise<ActiveRun> {
     const requestedAt = performance.now();
     this.lastLaunch = launch;
     this.status.set("loading", "syncing");
     this.terminal.show();
     const connection = await this.connect(launch);
-    const run = new ActiveRun(newRunId(), launch, connection, requestedAt);
+    const run = new ActiveRun(newRunId(), launch, connection, requestedAt, attempt);
     const [previous, previousRecent] = [this.shown, this.recent];
     this.runs.set(run.id, run);
     this.shown = run;
@@ -168,6 +171,11 @@ export class RunController implements vscode.Disposable {
       synced.skipped.forEach((s) => this.log.warn(`not synced: ${s.path} (${s.reason}); raise [tool.hotswap] max_file_mb or list it in .hotswapignore`));
       this.log.info(`synced ${synced.sent.length} changed, ${synced.deleted.length} deleted file(s) (${synced.mode})`);
     });
+  }
+
+  /** The sync of `folder`'s connected daemon, if one is connected (background sync on save). */
+  connectedSync(folder: vscode.WorkspaceFolder): WorkspaceSync | undefined {
+    return this.backends.of(folder).current?.sync;
   }
 
   /** The sync policy of the daemon of `folder`, once one has said it (rerun on save uses it). */
@@ -270,6 +278,10 @@ export class RunController implements vscode.Disposable {
     );
     this.terminal.scrollToBottom();
     this.end(run, body, body.reason === "crashed" || body.reason === "killed" ? "restarting" : "idle");
+    if (body.reason === "resync" && run.attempt === 1) {
+      // It waited in the queue while the workspace moved on: sync again and send it once more.
+      void guard(this.log, "sending the run again", () => this.start(run.launch, 2));
+    }
   }
 
   private end(run: ActiveRun, body: RunFinishedBody, state: "idle" | "restarting" | "offline"): void {
