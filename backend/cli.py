@@ -72,7 +72,9 @@ class RunRefused(Exception):
     """The run waited in the queue while the workspace moved on (run_finished ``resync``)."""
 
 
-def follow_run(client: DaemonClient, run_id: str, verbose: bool = False) -> int:
+def follow_run(
+    client: DaemonClient, run_id: str, verbose: bool = False, stdin: StdinForwarder | None = None
+) -> int:
     """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel; with
     ``verbose``, hotswap's notices and the memory footer on stderr too.
 
@@ -80,7 +82,7 @@ def follow_run(client: DaemonClient, run_id: str, verbose: bool = False) -> int:
     after CANCEL_WAIT at the latest; a second one leaves at once. Raises RunRefused."""
     import zmq
 
-    stdin = StdinForwarder()
+    stdin = stdin or StdinForwarder()  # one per command: a run sent again reads on from it
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
     poller.register(stdin.wake_r, zmq.POLLIN)
@@ -196,11 +198,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
     client = connect(ns, workspace, start=True)
     assert client is not None
     report = SyncReport()
-    verbose = ns.verbose or sys.stderr.isatty()
+    verbose, stdin = ns.verbose or sys.stderr.isatty(), StdinForwarder()
     for attempt in (1, 2):
         reply = sync_then_run(client, workspace, request, report.progress, report.skipped)
         try:
-            return follow_run(client, reply["run_id"], verbose)
+            return follow_run(client, reply["run_id"], verbose, stdin)
         except RunRefused as refused:
             if attempt == 2:
                 err(f"{refused} (twice); run again")

@@ -122,24 +122,34 @@ class Worker:
                     "survivors": survivors,
                 },
             )
+            if collector.full_due:  # after exec_done: the run's end does not wait for it
+                release_run_memory(self.measure)
             self.report_warm()
         return _restart_reason(outcome) is None
 
+    def measure(self, full: bool = True) -> None:
+        self.last_run = run_memory.after_run(self.cache.describe())
+
     def settle(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """After a run: warm objects put back, what it left freed, then measured (the run's
-        footer): its memory figures and the largest survivors, if it left memory behind."""
+        footer): its memory figures and the largest survivors, if it left memory behind.
+        When a full collection is due (the first run, every Collector.FULL_EVERY runs, a warm
+        object dropped) it comes after the run's end, and the footer names no survivors."""
         survivors: list[dict[str, Any]] = []
 
         def inspect(full: bool) -> None:
-            self.last_run = run_memory.after_run(self.cache.describe())
+            self.measure()
             grew = run_memory.left_behind(self.last_run)
-            if grew or not full:  # gc lists only what the run created: cheap
+            if not full:  # gc lists only what the run created: cheap
                 survivors.extend(find_survivors(self.cache.held_values(), grew))
 
         try:
             end_auto_warm_run(self.cache)
             self.cache.after_run()
-            release_run_memory(inspect)
+            if collector.full_due:  # a full collection waits until the run's end is sent
+                inspect(full=True)
+            else:
+                release_run_memory(inspect)
         except Exception:  # a bug of ours: the run has ended all the same
             print("hotswap: internal error after the run (please report):", file=sys.stderr)
             traceback.print_exc()
