@@ -21,8 +21,8 @@ log = logging.getLogger("hotswap.daemon")
 MAX_PINS = 256
 
 MOVED_ON = (
-    "the workspace moved on to another state while this run waited in the queue (another "
-    "client synced), and the daemon cannot put this run's files back"
+    "the workspace was synced to another state while this run waited in the queue, and the "
+    "daemon cannot put this run's files back"
 )
 
 
@@ -73,7 +73,7 @@ class PinnedStates:
         if pin is None or pin.state == workspace.state():
             return None
         if pin.files is None:
-            return MOVED_ON
+            return f"{MOVED_ON} (it never writes the folder it serves in place)"
         files, deleted = self._diff(pin.files, workspace)
         if files is None:
             return MOVED_ON
