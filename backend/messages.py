@@ -143,8 +143,15 @@ RECORDS: dict[str, dict[str, Field]] = {
 
 MESSAGE_TYPES: dict[str, MessageSpec] = {
     # -- requests from clients ----------------------------------------------------
-    # subscribe: also receive run_started and run_finished of every other client's runs
-    "hello": _spec("request", protocol_version=_f(str), client=_f(str), subscribe=_opt(bool)),
+    # subscribe: also receive run_started and run_finished of every other client's runs;
+    # notices: this client shows run_notice events (else they reach it on the run's stderr)
+    "hello": _spec(
+        "request",
+        protocol_version=_f(str),
+        client=_f(str),
+        subscribe=_opt(bool),
+        notices=_opt(bool),
+    ),
     "run": _spec(
         "request",
         entry=_f(str),

@@ -109,6 +109,20 @@ class RunQueue:
         self.live: dict[str, Run] = {}
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.subscribers: set[bytes] = set()  # clients that see every run's start and finish
+        self.notice_clients: set[bytes] = set()  # clients that show run_notice events
+
+    def greet(self, client: bytes, hello: dict[str, Any]) -> None:
+        """What a client said it wants in its (latest) hello: every run's start and end,
+        notices."""
+        for wanted, clients in (("subscribe", self.subscribers), ("notices", self.notice_clients)):
+            if hello.get(wanted):
+                clients.add(client)
+            else:
+                clients.discard(client)
+
+    def forget_client(self, client: bytes) -> None:
+        self.subscribers.discard(client)
+        self.notice_clients.discard(client)
 
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
@@ -257,9 +271,13 @@ class RunQueue:
 
     def notice(self, run: Run, kind: str, text: str) -> None:
         """What hotswap did for the run (a warm object followed an edit, was rebuilt, served
-        warm): for the run's header, never mixed into the script's stderr."""
+        warm): for the run's header, never mixed into the script's stderr; a client that did
+        not say it shows notices (an older release) gets them on that stderr, as it used to."""
         log.info("run %s: %s", run.run_id, text)
-        self._event(run, "run_notice", {"run_id": run.run_id, "kind": kind, "text": text})
+        if run.client in self.notice_clients:
+            self._event(run, "run_notice", {"run_id": run.run_id, "kind": kind, "text": text})
+        else:
+            self.output(run, "stderr", f"hotswap: {text}\n".encode())
 
     def _flush_early_output(self, run: Run) -> None:
         run.announced = True

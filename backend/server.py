@@ -192,7 +192,7 @@ class Daemon:
 
     def _client_gone(self, identity: bytes) -> None:
         """Nobody reads the output of a vanished client's runs any more: cancel them."""
-        self.runs.subscribers.discard(identity)
+        self.runs.forget_client(identity)
         if identity in self.clients:
             self.clients.discard(identity)
             for run in self.runs.cancel_all("its client disconnected", client=identity):
@@ -231,8 +231,7 @@ class Daemon:
 
     def on_hello(self, identity: bytes, msg: dict[str, Any]) -> None:
         check_version(msg["body"]["protocol_version"])
-        if msg["body"].get("subscribe"):
-            self.runs.subscribers.add(identity)
+        self.runs.greet(identity, msg["body"])
         body = {
             "protocol_version": PROTOCOL_VERSION,
             "version": __version__,

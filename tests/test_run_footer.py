@@ -13,7 +13,7 @@ from typing import Any
 
 from conftest import FOOTER, Workspace, base_env, without_footer
 from hotswap.client import live_client
-from hotswap.protocol import validate
+from hotswap.protocol import PROTOCOL_VERSION, validate
 from hotswap.sync_client import sync_then_run
 
 MODEL = """\
@@ -54,11 +54,15 @@ def test_notices_are_the_headers_not_the_scripts_stderr(workspace: Workspace) ->
     assert len(footer) == 1 and footer[0].startswith("hotswap: memory: peak "), loud.stderr
 
 
-def events_of_a_run(ws: Workspace, entry: str) -> list[dict[str, Any]]:
-    """Every event of one run started by a real client (as the extension starts its runs)."""
+def events_of_a_run(ws: Workspace, entry: str, notices: bool = True) -> list[dict[str, Any]]:
+    """Every event of one run started by a real client (as the extension starts its runs);
+    without ``notices``, the client's hello does not say it shows notices (an older client)."""
     client = live_client(ws.root)
     assert client is not None
     try:
+        if not notices:
+            hello = {"protocol_version": PROTOCOL_VERSION, "client": "an-older-client"}
+            client.daemon = client.request("hello", hello)["body"]
         run = {"entry": entry, "args": [], "cwd": str(ws.root), "env": base_env()}
         run_id = sync_then_run(client, ws.root, {**run, "run_id": f"t{time.time_ns()}"})["run_id"]
         events: list[dict[str, Any]] = []
@@ -87,6 +91,17 @@ def test_a_notice_is_an_event_before_run_finished_with_its_memory(workspace: Wor
     finished = events[-1]["body"]
     assert finished["memory"]["run_peak_rss"] > 0 and "rss_beyond_warm" in finished["memory"]
     assert finished["survivors"] == []
+
+
+def test_a_client_that_does_not_show_notices_gets_them_on_stderr(workspace: Workspace) -> None:
+    workspace.write("model.py", MODEL.format(offset=0))
+    workspace.write("run.py", RUN)
+    assert workspace.run("run.py").returncode == 0
+    workspace.write("model.py", MODEL.format(offset=4))
+    events = events_of_a_run(workspace, "run.py", notices=False)
+    assert [e for e in events if e["type"] == "run_notice"] == []
+    stderr = [e["body"]["data"] for e in events if e["type"] == "stream"]
+    assert b"hotswap: warm 'net': Net.forward updated in place\n" in stderr, stderr
 
 
 LEAK = """\

@@ -14,6 +14,8 @@ export interface HelloBody {
   client: string;
   /** Also receive run_started and run_finished of every other client's runs. */
   subscribe?: boolean;
+  /** This client shows run_notice events (else they reach it on the run's stderr). */
+  notices?: boolean;
 }
 
 export interface RunBody {

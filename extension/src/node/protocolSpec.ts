@@ -14,6 +14,7 @@ export const MESSAGE_TYPES = {
       protocol_version: { types: ["str"], required: true, record: null, items: null },
       client: { types: ["str"], required: true, record: null, items: null },
       subscribe: { types: ["bool"], required: false, record: null, items: null },
+      notices: { types: ["bool"], required: false, record: null, items: null },
     },
   },
   run: {

@@ -84,7 +84,7 @@ export class Transport {
 
   /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch. */
   async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<HelloReplyBody> {
-    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client }, timeoutMs);
+    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client, notices: true }, timeoutMs);
     checkVersion(reply.protocol_version);
     return reply;
   }
