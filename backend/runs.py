@@ -101,7 +101,7 @@ class RunQueue:
     """Every run the daemon knows: waiting, running, and the last RECENT_RUNS finished."""
 
     def __init__(
-        self, send: Send, cancel_timeout: float, states: StateKeeper | None = None
+        self, send: Send, cancel_timeout: float, *, states: StateKeeper | None = None
     ) -> None:
         self.send, self.states = send, states
         self.cancel_timeout = cancel_timeout

@@ -74,7 +74,7 @@ class Daemon:
         self.ctx = zmq.Context()
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
-        self.runs = RunQueue(self.send, config.cancel_timeout, self.syncer)
+        self.runs = RunQueue(self.send, config.cancel_timeout, states=self.syncer)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
         )
