@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_metrics import add_commands as add_metrics_commands
-from .cli_output import SyncReport, err, format_status
+from .cli_output import SyncReport, err, footer_lines, format_status
 from .cli_serve import cmd_keys, cmd_serve
 from .client import (
     DaemonClient,
@@ -69,14 +69,21 @@ def _raise_client_signal(signum: int, frame: object) -> None:
 CANCEL_WAIT = 15.0  # after a first Ctrl-C: how long the run may take to report its end
 
 
-def follow_run(client: DaemonClient, run_id: str) -> int:
-    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel.
+class RunRefused(Exception):
+    """The run waited in the queue while the workspace moved on (run_finished ``resync``)."""
+
+
+def follow_run(
+    client: DaemonClient, run_id: str, verbose: bool = False, stdin: StdinForwarder | None = None
+) -> int:
+    """Stream a run's output to ours, forward our stdin, turn Ctrl-C into a cancel; with
+    ``verbose``, hotswap's notices and the memory footer on stderr too.
 
     A first Ctrl-C cancels the run and ends this command once the run reports its end, or
-    after CANCEL_WAIT at the latest; a second one leaves at once."""
+    after CANCEL_WAIT at the latest; a second one leaves at once. Raises RunRefused."""
     import zmq
 
-    stdin = StdinForwarder()
+    stdin = stdin or StdinForwarder()  # one per command: a run sent again reads on from it
     poller = zmq.Poller()
     poller.register(client.socket, zmq.POLLIN)
     poller.register(stdin.wake_r, zmq.POLLIN)
@@ -85,7 +92,7 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
         signal.signal(signum, _raise_client_signal)
     while True:
         try:
-            exit_code = _pump(client, run_id, poller, stdin)
+            exit_code = _pump(client, run_id, poller, stdin, verbose)
             if exit_code is not None:
                 return exit_code
             client.check_alive()
@@ -105,7 +112,9 @@ def follow_run(client: DaemonClient, run_id: str) -> int:
             client.send("cancel", {"run_id": run_id})
 
 
-def _pump(client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder) -> int | None:
+def _pump(
+    client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder, verbose: bool
+) -> int | None:
     ready = dict(poller.poll(500)) if not client.backlog else {client.socket: 1}
     if stdin.wake_r in ready:
         os.read(stdin.wake_r, 4096)
@@ -114,17 +123,19 @@ def _pump(client: DaemonClient, run_id: str, poller: Any, stdin: StdinForwarder)
             client.send("stdin", {"run_id": run_id, "data": data, "eof": eof})
     if client.socket in ready:
         while (msg := client.recv(timeout=0)) is not None:
-            code = _on_run_event(msg, run_id)
+            code = _on_run_event(msg, run_id, verbose)
             if code is not None:
                 return code
     return None
 
 
-def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
+def _on_run_event(msg: dict[str, Any], run_id: str, verbose: bool) -> int | None:
     body = msg["body"]
     if body.get("run_id") not in (run_id, None):
         return None
-    if msg["type"] == "stream":
+    if msg["type"] == "run_notice" and verbose:
+        err(body["text"])
+    elif msg["type"] == "stream":
         out = sys.stdout.buffer if body["stream"] == "stdout" else sys.stderr.buffer
         out.write(body["data"])
         out.flush()
@@ -139,8 +150,12 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         )
         err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
+        if body["reason"] == "resync":
+            raise RunRefused(body["message"])
         if body["message"]:
             err(body["message"])
+        for line in footer_lines(body) if verbose else ():
+            err(line)
         return int(body["exit_code"])
     elif msg["type"] == "error":
         err(f"{body['evalue']} {body.get('hint', '')}".rstrip())
@@ -184,8 +199,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
     client = connect(ns, workspace, start=True)
     assert client is not None
     report = SyncReport()
-    reply = sync_then_run(client, workspace, request, report.progress, report.skipped)
-    return follow_run(client, reply["run_id"])
+    verbose, stdin = ns.verbose or sys.stderr.isatty(), StdinForwarder()
+    for attempt in (1, 2):
+        reply = sync_then_run(client, workspace, request, report.progress, report.skipped)
+        try:
+            return follow_run(client, reply["run_id"], verbose, stdin)
+        except RunRefused as refused:
+            if attempt == 2:
+                err(f"{refused} (twice); run again")
+                return 1
+            request = {**request, "run_id": new_id()}  # the state it named is gone: resync
+    raise AssertionError("unreachable")
 
 
 # -- status / stop / serve --------------------------------------------------------------
@@ -268,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", "run a script on the warm worker, as `python ENTRY ARGS` would")
     run.add_argument("--queue", action="store_true", help="wait for a running run, don't cancel it")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print hotswap's notices (warm objects updated, rebuilt, served warm) and the "
+        "memory footer on stderr even when it is not a terminal",
+    )
     run.add_argument(
         "--debug", action="store_true", help="run under debugpy; wait for a DAP client to attach"
     )

@@ -46,6 +46,37 @@ class SyncReport:
         )
 
 
+def memory_line(memory: dict[str, Any]) -> str | None:
+    """The footer's memory line: the run's peak, and what the worker holds after it beyond
+    warm objects and their snapshots."""
+    if "run_peak_rss" not in memory or "rss_beyond_warm" not in memory:
+        return None
+    line = (
+        f"memory: peak {_size(memory['run_peak_rss'])} during the run, "
+        f"{_size(memory['rss_beyond_warm'])} held after it beyond warm objects"
+    )
+    if "run_peak_cuda_allocated" in memory:
+        line += (
+            f"; cuda peak {_size(memory['run_peak_cuda_allocated'])}, "
+            f"{_size(memory.get('cuda_beyond_warm'))} allocated beyond warm objects, "
+            f"{_size(memory.get('cuda_reserved'))} reserved"
+        )
+    return line
+
+
+def survivor_line(survivor: dict[str, Any]) -> str:
+    """One object a run left alive: 'left alive: torch.Tensor float32[4096] cpu, 16.0 MiB,
+    held by lib.CACHE['x']'."""
+    held = f", held by {survivor['held_by']}" if survivor.get("held_by") else ""
+    return f"left alive: {survivor['type']} {survivor['detail']}, {_size(survivor['bytes'])}{held}"
+
+
+def footer_lines(body: dict[str, Any]) -> list[str]:
+    """What ``hotswap run --verbose`` adds after a run (a run_finished body)."""
+    line = memory_line(body.get("memory") or {})
+    return ([line] if line else []) + [survivor_line(s) for s in body.get("survivors") or []]
+
+
 def _size(n: int | None) -> str:
     if n is None:
         return "-"

@@ -160,7 +160,7 @@ class DaemonClient:
         )
 
     def hello(self, timeout: float = 10.0) -> dict[str, Any]:
-        body = {"protocol_version": PROTOCOL_VERSION, "client": self.name}
+        body = {"protocol_version": PROTOCOL_VERSION, "client": self.name, "notices": True}
         try:
             self.daemon = self.request("hello", body, timeout)["body"]
         except MalformedMessage as exc:  # same major version, but an older release's reply

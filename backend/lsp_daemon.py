@@ -130,6 +130,7 @@ class DaemonLink:
             raise DaemonUnavailable(f"no hotswap daemon serves {self.workspace}")
         client.name = "hotswap-lsp"
         hello = {"protocol_version": PROTOCOL_VERSION, "client": client.name, "subscribe": True}
+        hello["notices"] = True  # its runs' notices are events, not lines in their stderr
         client.daemon = client.request("hello", hello)["body"]
         self.client = client
         self.on_connect(client)

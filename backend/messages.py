@@ -36,6 +36,16 @@ def _opt(*types: type) -> Field:
     return Field(types, False)
 
 
+def _opt_record(record: str) -> Field:
+    """An optional map of ``record``."""
+    return Field((dict,), False, record)
+
+
+def _opt_items(record: str) -> Field:
+    """An optional list of ``record`` maps."""
+    return Field((list,), False, None, record)
+
+
 class MessageSpec(NamedTuple):
     kind: str  # one of MESSAGE_KINDS
     fields: dict[str, Field]
@@ -77,6 +87,14 @@ RECORDS: dict[str, dict[str, Field]] = {
         "rss_beyond_warm": _opt(int),  # held after it beyond warm objects and snapshots
         "run_peak_cuda_allocated": _opt(int),
         "cuda_beyond_warm": _opt(int),
+    },
+    # an object a run left alive beyond warm objects: "torch.Tensor", its bytes, "float32[4096,
+    # 1024] cpu", and the module global (or container in one) that holds it, when found
+    "survivor": {
+        "type": _f(str),
+        "bytes": _f(int),
+        "detail": _f(str),
+        "held_by": _f(str, _NONE),
     },
     "debug_endpoint": {"host": _f(str), "port": _f(int)},
     "path_mapping": {"localRoot": _f(str), "remoteRoot": _f(str)},
@@ -161,13 +179,15 @@ RECORDS: dict[str, dict[str, Field]] = {
 
 MESSAGE_TYPES: dict[str, MessageSpec] = {
     # -- requests from clients ----------------------------------------------------
-    # subscribe: also receive run_started and run_finished of every other client's runs
+    # subscribe: also receive run_started and run_finished of every other client's runs;
+    # notices: this client shows run_notice events (else they reach it on the run's stderr)
     "hello": _spec(
         "request",
         protocol_version=_f(str),
         client=_f(str),
         subscribe=_opt(bool),
         subscribe_metrics=_opt(bool),  # also receive every run's live metrics events
+        notices=_opt(bool),
     ),
     "run": _spec(
         "request",
@@ -272,7 +292,12 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         message=_f(str),
         warm_reused=_f(list),
         warm_lost=_f(bool),
+        memory=_opt_record("memory"),  # the footer's memory line: peak, held beyond warm
+        survivors=_opt_items("survivor"),  # the largest objects the run left alive
     ),
+    # what hotswap did for the run, for its header (kinds: protocol.NOTICE_KINDS), apart
+    # from the script's own output: "warm 'model': GPT.forward updated in place"
+    "run_notice": MessageSpec("event", {"run_id": _f(str), "kind": _f(str), "text": _f(str)}),
     "worker_restarted": _spec(
         "event", worker=_f(int), pid=_f(int), reason=_f(str), warm_lost=_f(list)
     ),
@@ -332,6 +357,11 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         warm_reused=_f(list),
         interrupted=_f(bool),
         restart=_opt(str, _NONE),
+        memory=_opt_record("memory"),
+        survivors=_opt_items("survivor"),
+    ),
+    "exec_notice": MessageSpec(
+        "from_worker", {"run_id": _f(str), "kind": _f(str), "text": _f(str)}
     ),
     "warm_report": _spec(
         "from_worker", warm=_items("warm_object"), memory=_f(dict, record="memory")

@@ -54,3 +54,38 @@ def map_run_into_mirror(fields: dict[str, Any], path_map: PathMap) -> dict[str, 
         "workspace": daemon_root,
         "path_map": [daemon_root, client_root],
     }
+
+
+class StreamMapper:
+    """A run's stderr bytes with the mirror's root shown as the client's, by the rule of
+    tracebacks (``map_prefix``: the root followed by ``/``), so that ``traceback.print_exc()``,
+    ``logging.exception`` and ``warnings.warn`` read in the editor's terms. A root split over
+    two writes is held back until the next one, or ``flush``."""
+
+    def __init__(self, path_map: PathMap) -> None:
+        daemon_root, client_root = path_map
+        self.source = (daemon_root.rstrip("/") + "/").encode()
+        self.target = (client_root.rstrip("/") + "/").encode()
+        self.held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """What can be shown of ``data`` now, mapped."""
+        data = self.held + data
+        last = data.rfind(self.source)
+        after = last + len(self.source) if last >= 0 else 0
+        cut = len(data) - _partial_match(data[after:], self.source)
+        self.held = data[cut:]
+        return data[:cut].replace(self.source, self.target)
+
+    def flush(self) -> bytes:
+        """What is held back (the start of a root that never came): as it was written."""
+        held, self.held = self.held, b""
+        return held
+
+
+def _partial_match(tail: bytes, pattern: bytes) -> int:
+    """The length of the longest end of ``tail`` that begins ``pattern`` (shorter than it)."""
+    for size in range(min(len(tail), len(pattern) - 1), 0, -1):
+        if tail.endswith(pattern[:size]):
+            return size
+    return 0

@@ -49,7 +49,13 @@ FEATURES = [
     "metrics",
     "logs",
 ]
-RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded"]
+RUN_FINISHED_REASONS = ["exited", "cancelled", "crashed", "killed", "superseded", "resync"]
+"""Why a run ended; ``resync``: it waited in the queue while the workspace moved on to another
+state the daemon could not put back, so it never ran (the client syncs and submits it again)."""
+NOTICE_KINDS = ["updated", "rebuilt", "served_warm", "reloaded", "evicted", "note"]
+"""What a ``run_notice`` says: a warm object followed an edit in place, was rebuilt (and why),
+was served warm (from_pretrained), a checkpoint loaded again, an object dropped after the run
+(and why), or something else hotswap did."""
 STREAMS = ["stdout", "stderr"]
 ENTRY_KINDS = ["path", "module", "code"]
 """What a run's ``entry`` names: a script path (or a folder/zip with ``__main__.py``), a module

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .paths import PathMap, map_run_into_mirror, path_mappings
+from .paths import PathMap, StreamMapper, map_run_into_mirror, path_mappings
 from .protocol import (
     ENTRY_KINDS,
     INTERRUPTED_EXIT,
@@ -32,6 +32,14 @@ log = logging.getLogger("hotswap.daemon")
 
 RECENT_RUNS = 20
 Send = Callable[[bytes, dict[str, Any]], None]
+
+
+class StateKeeper(Protocol):
+    """The workspace states runs named (sync_daemon.Syncer): put back as a run starts."""
+
+    def prepare(self, run_id: str) -> str | None: ...
+
+    def release(self, run_id: str) -> None: ...
 
 
 class WorkerHandle(Protocol):
@@ -75,6 +83,13 @@ class Run:
     orphaned: bool = False  # its client vanished: it goes on, its events reach nobody
     waiting_stdin: bool = False  # the script blocks reading its stdin (the worker says)
     cancel_note: str = ""  # why it was interrupted, when its run_finished should say so
+    stderr_map: StreamMapper | None = None  # mirror paths on stderr shown as the client's
+    held_since: float = 0.0  # when stderr_map began holding back the start of a root
+
+    def __post_init__(self) -> None:
+        path_map = self.body.get("path_map")
+        if path_map:
+            self.stderr_map = StreamMapper((path_map[0], path_map[1]))
 
     @property
     def worker(self) -> WorkerHandle | None:
@@ -100,26 +115,36 @@ class Run:
 class RunQueue:
     """Every run the daemon knows: waiting, running, and the last RECENT_RUNS finished."""
 
-    def __init__(self, send: Send, cancel_timeout: float, history: History | None = None) -> None:
-        self.send, self.history = send, history
+    def __init__(
+        self,
+        send: Send,
+        cancel_timeout: float,
+        history: History | None = None,
+        *,
+        states: StateKeeper | None = None,
+    ) -> None:
+        self.send, self.history, self.states = send, history, states
         self.cancel_timeout = cancel_timeout
         self.pending: deque[Run] = deque()
         self.live: dict[str, Run] = {}
         self.recent: deque[Run] = deque(maxlen=RECENT_RUNS)
         self.subscribers: set[bytes] = set()  # clients that see every run's start and finish
         self.metrics_subscribers: set[bytes] = set()  # ... and every run's metrics_update
+        self.notice_clients: set[bytes] = set()  # clients that show run_notice events
         self.logs = RunLogs()
 
-    def subscribe(self, client: bytes, hello: dict[str, Any]) -> None:
-        """What a client's hello asks to see besides its own runs (nothing, once it is gone)."""
-        for wanted, group in (
+    def greet(self, client: bytes, hello: dict[str, Any]) -> None:
+        """What a client said it wants in its (latest) hello: every run's start and end, live
+        metrics, notices (nothing, once it is gone)."""
+        for wanted, clients in (
             ("subscribe", self.subscribers),
             ("subscribe_metrics", self.metrics_subscribers),
+            ("notices", self.notice_clients),
         ):
             if hello.get(wanted):
-                group.add(client)
+                clients.add(client)
             else:
-                group.discard(client)
+                clients.discard(client)
 
     def new_run_id(self, chosen: str | None) -> str:
         """The client's run id if it is well formed and fresh, else a new one if none given."""
@@ -220,9 +245,9 @@ class RunQueue:
 
     def start_next(self, worker: WorkerHandle) -> Run | None:
         """Give the next waiting run to an idle ``worker`` and send it the exec."""
-        if not self.pending:
+        run = self._next_runnable()
+        if run is None:
             return None
-        run = self.pending.popleft()
         run.state, run.workers, run.started = "running", [worker], time.time()
         worker.current_run = run
         worker.send("exec", {"run_id": run.run_id, **run.body})
@@ -230,6 +255,17 @@ class RunQueue:
             self._feed(run, data, eof)
         run.stdin.clear()
         return run
+
+    def _next_runnable(self) -> Run | None:
+        """The next waiting run, its workspace put in the state it named; a run whose state
+        is gone ends with ``resync`` (its client syncs and submits it again)."""
+        while self.pending:
+            run = self.pending.popleft()
+            refused = self.states.prepare(run.run_id) if self.states is not None else None
+            if refused is None:
+                return run
+            self.finish(run, 1, "resync", f"{refused}: sync and run again")
+        return None
 
     def stdin(self, run_id: str, data: bytes, eof: bool) -> bool:
         """Deliver stdin now, or when the run starts; False for an unknown or finished run."""
@@ -271,10 +307,35 @@ class RunQueue:
             # may print before the daemon hears that it started. Keep run_started first.
             run.early_output.append((stream, data))
             return
+        if stream == "stderr" and run.stderr_map is not None:
+            data = run.stderr_map.feed(data)
+            run.held_since = time.monotonic()
+        if data:
+            self._stream(run, stream, data)
+
+    def _stream(self, run: Run, stream: str, data: bytes) -> None:
         run.seq += 1
         self.logs.add(run.run_id, stream, data)
         body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
         self._event(run, "stream", body)
+
+    def flush_held(self, now: float, after: float = 0.05) -> None:
+        """Send stderr bytes held back as the possible start of a mirror path once no more
+        output came for ``after`` seconds (a prompt must not wait for the next write)."""
+        for run in self.active():
+            mapper = run.stderr_map
+            if mapper is not None and mapper.held and now - run.held_since > after:
+                self._stream(run, "stderr", mapper.flush())
+
+    def notice(self, run: Run, kind: str, text: str) -> None:
+        """What hotswap did for the run (a warm object followed an edit, was rebuilt, served
+        warm): for the run's header, never mixed into the script's stderr; a client that did
+        not say it shows notices (an older release) gets them on that stderr, as it used to."""
+        log.info("run %s: %s", run.run_id, text)
+        if run.client in self.notice_clients:
+            self._event(run, "run_notice", {"run_id": run.run_id, "kind": kind, "text": text})
+        else:
+            self.output(run, "stderr", f"hotswap: {text}\n".encode())
 
     def _flush_early_output(self, run: Run) -> None:
         run.announced = True
@@ -291,9 +352,13 @@ class RunQueue:
         error: dict[str, Any] | None = None,
         warm_reused: list[str] | None = None,
         warm_lost: bool = False,
+        memory: dict[str, int] | None = None,
+        survivors: list[dict[str, Any]] | None = None,
     ) -> None:
         assert reason in RUN_FINISHED_REASONS, reason
         self._flush_early_output(run)  # a worker that died before exec_started still said things
+        if run.stderr_map is not None and run.stderr_map.held:
+            self._stream(run, "stderr", run.stderr_map.flush())
         run.state = "finished"
         duration = time.time() - (run.started or run.requested)
         run.summary = {"exit_code": exit_code, "reason": reason, "duration": round(duration, 4)}
@@ -302,6 +367,8 @@ class RunQueue:
                 worker.current_run = None
         self.live.pop(run.run_id, None)
         self.recent.append(run)
+        if self.states is not None:
+            self.states.release(run.run_id)
         body = {
             "run_id": run.run_id,
             "exit_code": exit_code,
@@ -311,6 +378,8 @@ class RunQueue:
             "message": message,
             "warm_reused": warm_reused or [],
             "warm_lost": warm_lost,
+            **({"memory": memory} if memory is not None else {}),
+            **({"survivors": survivors} if survivors is not None else {}),
         }
         self.logs.end(run.run_id, exit_code, reason, message)
         self._event(run, "run_finished", body)

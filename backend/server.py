@@ -75,7 +75,7 @@ class Daemon:
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
         self.history = RunHistory(state_dir(workspace) / "runs", config.keep_runs)
-        self.runs = RunQueue(self.send, config.cancel_timeout, self.history)
+        self.runs = RunQueue(self.send, config.cancel_timeout, self.history, states=self.syncer)
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
         )
@@ -197,7 +197,7 @@ class Daemon:
 
     def _client_gone(self, identity: bytes) -> None:
         """Its runs go on (output kept for `logs`), but not those waiting for its stdin."""
-        self.runs.subscribe(identity, {})
+        self.runs.greet(identity, {})
         if identity in self.clients:
             self.clients.discard(identity)
             for run in self.runs.client_gone(identity):
@@ -237,7 +237,7 @@ class Daemon:
 
     def on_hello(self, identity: bytes, msg: dict[str, Any]) -> None:
         check_version(msg["body"]["protocol_version"])
-        self.runs.subscribe(identity, msg["body"])
+        self.runs.greet(identity, msg["body"])
         self.send(identity, reply_to(msg, hello_body(self.workspace, self.config.max_file_bytes)))
 
     def on_run(self, identity: bytes, msg: dict[str, Any]) -> None:
@@ -245,7 +245,7 @@ class Daemon:
         if self.stopping:
             raise ProtocolError("the daemon is stopping", hint="run again to start a new daemon")
         run_id = self.runs.new_run_id(body.get("run_id"))
-        path_map = self.syncer.check_run(body.get("root"), body.get("state"))
+        path_map = self.syncer.check_run(body.get("root"), body.get("state"), run_id)
         fields = exec_body(body, str(self.workspace), self.config.debug_timeout, path_map)
         run = Run(run_id, identity, fields, queued=bool(body.get("queue")))
         root = body.get("root")

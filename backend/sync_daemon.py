@@ -1,4 +1,5 @@
-"""The daemon's half of workspace sync: path safety, applying diffs, chunked transfers.
+"""The daemon's half of workspace sync: applying diffs, chunked transfers (path safety is in
+sync_paths.py, the states of queued runs in sync_pins.py).
 
 In place (the daemon sees the client's own folder) files are verified, never written; in
 mirror mode a copy is kept and runs execute from it. The shared scanning is in sync.py.
@@ -8,68 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .protocol import MAX_PATH_BYTES, ProtocolError, ResyncNeeded, UnsafePathError, WriteFailed
+from .protocol import ProtocolError, ResyncNeeded, UnsafePathError, WriteFailed
 from .sync import DEFAULT_MAX_FILE_BYTES, Digest, scan, sha256_bytes, sha256_file
+from .sync_paths import UnsafePath, check_relative_path, resolve_inside
+from .sync_pins import PinnedStates
+
+__all__ = [
+    "SyncMismatch",
+    "Syncer",
+    "UnsafePath",
+    "WorkspaceState",
+    "check_relative_path",
+    "resolve_inside",
+]
 
 STAGING_TTL_SECONDS = 600.0
-MAX_NAME_BYTES = 255
-
-
-class UnsafePath(ValueError):
-    """A path in a diff that could write outside the workspace or is not a plain file name."""
-
-
-# -- path safety (daemon side) ---------------------------------------------------------
-
-
-def check_relative_path(path: object) -> str:
-    """A diff path must be a relative POSIX path of plain names, valid on this OS."""
-    if not isinstance(path, str) or not path:
-        raise UnsafePath(f"{path!r}: a path must be a non-empty string")
-    if "\0" in path:
-        raise UnsafePath(f"{path!r}: NUL is not allowed in a file name")
-    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
-        raise UnsafePath(f"{path!r}: absolute paths are not allowed; send workspace-relative paths")
-    if len(path.encode()) > MAX_PATH_BYTES:
-        raise UnsafePath(f"{path[:60]!r}…: longer than {MAX_PATH_BYTES} bytes")
-    for name in path.split("/"):
-        if name in ("", ".", ".."):
-            raise UnsafePath(f"{path!r}: empty, '.' and '..' segments are not allowed")
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise UnsafePath(f"{path!r}: a name is longer than {MAX_NAME_BYTES} bytes")
-    return path
-
-
-def resolve_inside(root: Path, rel: str, folder_allowed: bool = False) -> Path:
-    """``root/rel``, refusing symlinks that lead outside ``root`` and non-regular files
-    (and folders, unless ``folder_allowed``: a diff replacing that folder by a file)."""
-    check_relative_path(rel)
-    real_root = os.path.realpath(root)
-    current = Path(root)
-    for name in rel.split("/"):
-        current = current / name
-        try:
-            st = os.lstat(current)
-        except (FileNotFoundError, NotADirectoryError):
-            # The rest does not exist yet (or goes under a file the diff deletes, as when
-            # a file `data` becomes a folder `data/`): nothing to follow.
-            return Path(root) / rel
-        if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(current)
-            if not (target == real_root or target.startswith(real_root + os.sep)):
-                raise UnsafePath(f"{rel!r}: goes through a symbolic link leaving the workspace")
-        elif not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            raise UnsafePath(f"{rel!r}: {current} is a device, FIFO or socket")
-    final = Path(root) / rel
-    if final.is_dir() and not final.is_symlink() and not folder_allowed:
-        raise UnsafePath(f"{rel!r}: is a folder on the daemon's side")
-    return final
 
 
 # -- applying a diff (daemon side) -----------------------------------------------------
@@ -92,6 +51,7 @@ class WorkspaceState:
         self.files: dict[str, str] = {}
         self.digest = Digest()
         self.dirty = False
+        self.before_write: Callable[[WorkspaceState, list[str]], None] | None = None
         if mirror:
             root.mkdir(parents=True, exist_ok=True)
             self.adopt_disk(1 << 62, self._load_record())
@@ -146,6 +106,8 @@ class WorkspaceState:
         deleted = list(deleted)
         staged = self._check(files, deleted, target)
         if self.mirror:
+            if self.before_write is not None:  # what queued runs' states need is kept
+                self.before_write(self, [*staged, *deleted])
             self._write(files, deleted)
         else:
             self._verify_on_disk(files, deleted)
@@ -280,6 +242,7 @@ class Syncer:
         self.max_file_bytes = max_file_bytes
         self._states: dict[bool, WorkspaceState] = {}
         self._staging: dict[str, dict[str, Any]] = {}
+        self.pins = PinnedStates()
 
     def is_mirror(self, client_root: str) -> bool:
         return self.mirror_root is not None or Path(client_root) != self.workspace
@@ -289,6 +252,7 @@ class Syncer:
         if mirror not in self._states:
             root = (self.mirror_root or self.workspace / ".hotswap" / "mirror") if mirror else None
             self._states[mirror] = WorkspaceState(root or self.workspace, mirror)
+            self._states[mirror].before_write = self.pins.keep_replaced
             if not mirror:
                 self._states[mirror].adopt_disk(self.max_file_bytes)
         return self._states[mirror]
@@ -366,9 +330,11 @@ class Syncer:
     def abandon(self, transaction: str) -> None:
         self._staging.pop(transaction, None)
 
-    def check_run(self, client_root: str | None, state: str | None) -> tuple[str, str] | None:
-        """Refuse a run whose ``state`` is not the workspace's; return its (daemon, client)
-        path map in mirror mode."""
+    def check_run(
+        self, client_root: str | None, state: str | None, run_id: str = ""
+    ) -> tuple[str, str] | None:
+        """Refuse a run whose ``state`` is not the workspace's, else pin that state for when
+        the run starts; return its (daemon, client) path map in mirror mode."""
         if state is not None:
             if client_root is None:
                 raise ProtocolError("run: a state needs the client's root")
@@ -377,6 +343,20 @@ class Syncer:
                     "run: the daemon's workspace is not in the state this run names",
                     hint="sync the workspace again (the client does this by itself)",
                 )
+            self.pins.pin(run_id, self.state_for(client_root))
         if client_root is None or not self.is_mirror(client_root):
             return None
         return str(self.state_for(client_root).root), client_root
+
+    def prepare(self, run_id: str) -> str | None:
+        """A run starts: put the workspace in the state it named; None, or why it cannot."""
+        pin = self.pins.pins.get(run_id)
+        if pin is None:
+            return None
+        why = self.pins.restore(run_id, self._states[pin.files is not None])
+        self.pins.release(run_id)
+        return why
+
+    def release(self, run_id: str) -> None:
+        """A run ended (or was dropped) before it started: forget its state."""
+        self.pins.release(run_id)

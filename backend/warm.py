@@ -82,7 +82,7 @@ class WarmCache:
                     return entry.value
                 self._drop(key)
             if why:
-                say(f"warm {key!r} rebuilt: {why}")
+                say(f"warm {key!r} rebuilt: {why}", "rebuilt")
             value = self._build(key, factory, fingerprint, reset)
         self._changed()
         return value
@@ -103,7 +103,8 @@ class WarmCache:
         if isinstance(entry.snapshot, str):
             say(
                 f"warm {key!r} cannot be kept pristine ({entry.snapshot}), so it is built "
-                "again in every run; pass reset='keep' to keep it as runs leave it"
+                "again in every run; pass reset='keep' to keep it as runs leave it",
+                "rebuilt",
             )
         self._entries[key] = entry
         self._served.add(key)
@@ -137,6 +138,7 @@ class WarmCache:
                 if why is not None:
                     evicted = self._drop(key)
                     self._evicted[key] = why
+                    say(f"warm {key!r} dropped after the run: {why}", "evicted")
         self._served = set()
         if evicted:
             self._changed()  # the worker collects everything now, frozen objects too
@@ -168,6 +170,16 @@ class WarmCache:
             entries = list(self._entries.values())
         return [describe_entry(e) for e in entries]
 
+    def held_values(self) -> list[Any]:
+        """Every warm value and its snapshot's copies: memory that is not a run's leftover."""
+        with self._guard:
+            entries = list(self._entries.values())
+        held = [e.value for e in entries]
+        for entry in entries:
+            copies = getattr(entry.snapshot, "tensors", ())
+            held += [getattr(t.store, "tensor", None) for t in copies]
+        return held
+
     def reset_counters(self) -> None:
         self.reused = []
 
@@ -193,18 +205,24 @@ def is_user_file(filename: str) -> bool:
     return _user_files is not None and _user_files(filename)
 
 
-def say(message: str) -> None:
-    """Tell the user something in the run's output (stderr, like python's own warnings)."""
-    print(f"hotswap: {message}", file=sys.stderr, flush=True)
+_notices: Callable[[str, str], bool] | None = None  # the worker's: a notice to the run's client
+
+
+def say(message: str, kind: str = "note") -> None:
+    """Tell the user what hotswap did (``kind``: one of protocol.NOTICE_KINDS): in the run's
+    header, apart from the script's output; on stderr when no run hears it (a prewarm)."""
+    if _notices is None or not _notices(kind, message):
+        print(f"hotswap: {message}", file=sys.stderr, flush=True)
 
 
 _cache: WarmCache | None = None
 
 
-def install(cache: WarmCache | None) -> None:
-    """Make ``cache`` the process's warm cache (the runner worker does this at start)."""
-    global _cache
-    _cache = cache
+def install(cache: WarmCache | None, notices: Callable[[str, str], bool] | None = None) -> None:
+    """Make ``cache`` the process's warm cache, and ``notices(kind, text)`` (False when no
+    run hears it) where ``say`` goes: the runner worker does this at start."""
+    global _cache, _notices
+    _cache, _notices = cache, notices
 
 
 def active_cache() -> WarmCache | None:

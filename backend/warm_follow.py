@@ -58,7 +58,7 @@ def refresh(value: Any, snapshot: Any, reset: str, prefix: str) -> str | None:
     if changed and hasattr(snapshot, "adopt"):
         snapshot.adopt(changed)
     for note in plan.notes:
-        say(prefix + note)
+        say(prefix + note, "updated")
     return None
 
 

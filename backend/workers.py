@@ -41,6 +41,7 @@ class Workers:
         self.handlers: dict[str, Callable[[WorkerProcess, dict[str, Any]], None]] = {
             "exec_started": self.on_exec_started,
             "exec_done": self.on_exec_done,
+            "exec_notice": self.on_exec_notice,
             "warm_report": self.on_warm_report,
             "debug_listening": self.on_debug_listening,
             "worker_log": self.on_worker_log,
@@ -149,8 +150,15 @@ class Workers:
             error=body["error"],
             warm_reused=body["warm_reused"],
             warm_lost=bool(lost),
+            memory=body.get("memory"),
+            survivors=body.get("survivors"),
         )
         self.schedule()
+
+    def on_exec_notice(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
+        run = self._run_of(worker, body["run_id"])
+        if run is not None:
+            self.runs.notice(run, body["kind"], body["text"])
 
     def on_warm_report(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         changed = body["warm"] != worker.warm
@@ -273,6 +281,7 @@ class Workers:
 
     def check_timers(self, now: float, cancel_timeout: float, stop_deadline: float) -> None:
         """Kill workers whose run ignored its cancel; restart the ones whose back-off is over."""
+        self.runs.flush_held(time.monotonic())
         overdue = {run.run_id for run in self.runs.overdue(now)}
         for worker in self:
             run = worker.current_run

@@ -32,6 +32,20 @@ cancel_timeout = 2
 """
 
 
+FOOTER = ("hotswap: memory: ", "hotswap: left alive: ")
+"""What ``hotswap run --verbose`` prints after a run: its memory line and survivors."""
+
+
+def without_footer(stderr: str) -> list[str]:
+    """The lines of a verbose run's stderr, its memory footer left out (notices stay)."""
+    return [line for line in stderr.splitlines() if not line.startswith(FOOTER)]
+
+
+def notices(stderr: str) -> list[str]:
+    """hotswap's notices in a verbose run's stderr (warm objects updated, rebuilt, served)."""
+    return [line for line in without_footer(stderr) if line.startswith("hotswap: ")]
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)

@@ -188,9 +188,11 @@ def test_an_object_that_cannot_be_put_back_is_rebuilt_with_a_message(
     cache.begin_run(None)
     second = cache.get_or_build("shared", factory)
     assert second is not first and len(built) == 2
+    why = "it could not be put back as its factory built it: a tensor sharing its memory with "
+    why += "another was replaced"
     assert capsys.readouterr().err == (
-        "hotswap: warm 'shared' rebuilt: it could not be put back as its factory built it: "
-        "a tensor sharing its memory with another was replaced\n"
+        f"hotswap: warm 'shared' dropped after the run: {why}\n"
+        f"hotswap: warm 'shared' rebuilt: {why}\n"
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, Workspace, compare_runs
+from conftest import SAMPLES, Workspace, compare_runs, without_footer
 
 BOX_SCRIPT = """\
 import os
@@ -56,10 +56,11 @@ REBUILT = "its factory, or a function of yours it calls, changed"
 
 
 def hot(ws: Workspace, *args: str, notes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-    """Run under hotswap; its stderr holds exactly ``notes`` (hotswap's own lines)."""
-    proc = ws.run(*args)
+    """Run under hotswap --verbose; its stderr holds exactly ``notes`` (hotswap's own lines)
+    and the memory footer."""
+    proc = ws.run("-v", *args)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == [f"hotswap: {note}" for note in notes]
+    assert without_footer(proc.stderr) == [f"hotswap: {note}" for note in notes]
     return fields(proc.stdout)
 
 

@@ -69,7 +69,7 @@ def test_a_trainer_script_gets_pythons_losses_run_after_run(
     assert plain.returncode == 0, plain.stderr
     assert len(losses(plain.stdout)) == 3
     for run in range(3):
-        hot = workspace.run("finetune.py", str(model_dir), out)
+        hot = workspace.run("-v", "finetune.py", str(model_dir), out)
         assert hot.returncode == 0, hot.stderr
         assert losses(hot.stdout) == losses(plain.stdout), f"run {run + 1}"
         assert ("hotswap: served warm: " in hot.stderr) == (run > 0)

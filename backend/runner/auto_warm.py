@@ -156,7 +156,7 @@ def _serve(cache: WarmCache, key: str, load: Any, args: Any, kwargs: dict[str, A
     _state.served.add(key)
     stamp = files_stamp(_source(args, kwargs), kwargs)
     if _state.stamps.get(key, stamp) != stamp and cache.forget(key):
-        say(f"loading again, its files changed: {key[len(KEY_PREFIX) :]}")
+        say(f"loading again, its files changed: {key[len(KEY_PREFIX) :]}", "reloaded")
     _state.stamps[key] = stamp
     hits = len(cache.reused)
 
@@ -166,7 +166,7 @@ def _serve(cache: WarmCache, key: str, load: Any, args: Any, kwargs: dict[str, A
 
     value = cache.get_or_build(key, build)
     if len(cache.reused) > hits:
-        say(f"served warm: {key[len(KEY_PREFIX) :]}")
+        say(f"served warm: {key[len(KEY_PREFIX) :]}", "served_warm")
     return value
 
 

@@ -1,5 +1,5 @@
 """How a run's uncaught errors are printed and described: as the interpreter prints them, with
-hotswap's own frames cut out and mirror paths shown as the client's."""
+hotswap's own frames cut out; the described frames show mirror paths as the client's."""
 
 from __future__ import annotations
 
@@ -58,11 +58,9 @@ def describe_error(exc: BaseException, path_map: PathMap | None = None) -> dict[
 
 
 def print_uncaught(exc: BaseException, path_map: PathMap | None = None) -> dict[str, Any]:
-    """Print as the interpreter prints an uncaught exception, through sys.excepthook."""
+    """Print as the interpreter prints an uncaught exception, through sys.excepthook. Mirror
+    paths in it are mapped by the daemon, as in everything the run writes on stderr."""
     exc = exc.with_traceback(without_runner_frames(exc.__traceback__))
-    if path_map is not None and sys.excepthook is sys.__excepthook__:
-        _print_mapped(exc, path_map)
-        return describe_error(exc, path_map)
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
     except BaseException as hook_error:
@@ -70,26 +68,7 @@ def print_uncaught(exc: BaseException, path_map: PathMap | None = None) -> dict[
         sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
         print("\nOriginal exception was:", file=sys.stderr)
         sys.__excepthook__(type(exc), exc, exc.__traceback__)
-    return describe_error(exc)
-
-
-def _print_mapped(exc: BaseException, path_map: PathMap) -> None:
-    """The interpreter's traceback, with mirror paths shown as the client's workspace paths."""
-    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    seen: set[int] = set()
-    pending = [report]
-    while pending:
-        item = pending.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        for frame in item.stack:
-            frame.filename = _to_client(frame.filename, path_map)
-        if getattr(item, "filename", None):  # SyntaxError
-            item.filename = _to_client(item.filename, path_map)
-        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
-        pending += list(getattr(item, "exceptions", None) or [])
-    print("".join(report.format()), end="", file=sys.stderr)
+    return describe_error(exc, path_map)
 
 
 def report_atexit_error(func: Any, exc: BaseException) -> None:

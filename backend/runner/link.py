@@ -122,6 +122,15 @@ class WorkerLink:
             if self._current_run is not None and self._main_thread is not None:
                 signal.pthread_kill(self._main_thread, signal.SIGINT)
 
+    def notice(self, kind: str, text: str) -> bool:
+        """Send the current run a notice for its header; False when no run is on."""
+        with self._lock:
+            run_id = self._current_run
+        if run_id is None:
+            return False
+        self.send("exec_notice", {"run_id": run_id, "kind": kind, "text": text})
+        return True
+
     def end_run(self) -> None:
         with self._lock:
             self._current_run = None

@@ -32,6 +32,7 @@ from .execute import (
 from .leftovers import adopt_orphans, kill_children
 from .link import WorkerLink
 from .metrics_buffer import MetricsBuffer
+from .survivors import find_survivors
 
 
 def memory_report() -> dict[str, Any]:
@@ -112,6 +113,7 @@ class Worker:
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             self.metrics.end_run()
+            memory, survivors = self.settle()  # before exec_done: its notices are the run's
             self.link.end_run()
             self.link.send(
                 "exec_done",
@@ -123,14 +125,46 @@ class Worker:
                     "warm_reused": outcome.warm_reused,
                     "interrupted": outcome.interrupted,
                     "restart": _restart_reason(outcome),
+                    "memory": memory,
+                    "survivors": survivors,
                 },
             )
-            end_auto_warm_run(self.cache)
-            self.cache.after_run()
-            release_run_memory()
-            self.last_run = run_memory.after_run(self.cache.describe())
+            if collector.full_due:  # after exec_done: the run's end does not wait for it
+                release_run_memory(self.measure)
             self.report_warm()
         return _restart_reason(outcome) is None
+
+    def measure(self, full: bool = True) -> None:
+        self.last_run = run_memory.after_run(self.cache.describe())
+
+    def settle(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """After a run: warm objects put back, what it left freed, then measured (the run's
+        footer): its memory figures and the largest survivors, if it left memory behind.
+        When a full collection is due (the first run, every Collector.FULL_EVERY runs, a warm
+        object dropped) it comes after the run's end, and the footer names no survivors."""
+        survivors: list[dict[str, Any]] = []
+
+        def inspect(full: bool) -> None:
+            self.measure()
+            grew = run_memory.left_behind(self.last_run)
+            if not full:  # gc lists only what the run created: cheap
+                survivors.extend(find_survivors(self.cache.held_values(), grew))
+
+        try:
+            end_auto_warm_run(self.cache)
+            self.cache.after_run()
+            if collector.full_due:  # a full collection waits until the run's end is sent
+                inspect(full=True)
+            else:
+                release_run_memory(inspect)
+        except Exception:  # a bug of ours: the run has ended all the same
+            print("hotswap: internal error after the run (please report):", file=sys.stderr)
+            traceback.print_exc()
+        return {**memory_report(), **self.last_run}, survivors
+
+    def notice(self, kind: str, text: str) -> bool:
+        """A warm-cache notice (hotswap.warm.say) for the current run's header."""
+        return self.link.notice(kind, text)
 
     def announce_debugger(self, run_id: str | None) -> tuple[str, int]:
         host, port = ensure_listening(self.link.interrupt_current)
@@ -234,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     adopt_orphans()
     link = WorkerLink(args.connect, key, args.worker_id, args.daemon_pid)
     worker = Worker(link)
-    install(worker.cache)
+    install(worker.cache, worker.notice)
     metrics.install(worker.metrics.add)
     link.start()
     link.send("worker_ready", {"pid": os.getpid(), "python": sys.version.split()[0]})

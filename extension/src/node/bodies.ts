@@ -7,6 +7,7 @@ import type { FieldSpec, RecordName, WireType } from "./protocol";
 import type { MESSAGE_TYPES, RECORDS } from "./protocolSpec";
 import type {
   DaemonStatus,
+  Memory,
   MetricSeries,
   OutputChunk,
   PathMapping,
@@ -14,6 +15,7 @@ import type {
   RunError,
   RunRecord,
   RunStatus,
+  Survivor,
   SyncPolicy,
   WarmEntry,
   WorkerStatus,
@@ -28,6 +30,8 @@ export interface HelloBody {
   subscribe?: boolean;
   /** Also receive every run's live metrics_update events. */
   subscribe_metrics?: boolean;
+  /** This client shows run_notice events (else they reach it on the run's stderr). */
+  notices?: boolean;
 }
 
 export interface RunBody {
@@ -190,6 +194,18 @@ export interface RunFinishedBody {
   message: string;
   warm_reused: string[];
   warm_lost: boolean;
+  /** The run's peak and what the worker holds after it beyond warm objects (the footer). */
+  memory?: Memory;
+  /** The largest objects the run left alive, when it left memory behind. */
+  survivors?: Survivor[];
+}
+
+/** What hotswap did for a run (a warm object updated in place, rebuilt, served warm). */
+export interface RunNoticeBody {
+  run_id: string;
+  /** "updated", "rebuilt", "served_warm", "reloaded", "evicted" or "note". */
+  kind: string;
+  text: string;
 }
 
 export interface WorkerRestartedBody {
@@ -280,6 +296,7 @@ export interface Bodies {
   run_started: RunStartedBody;
   stream: StreamBody;
   run_finished: RunFinishedBody;
+  run_notice: RunNoticeBody;
   worker_restarted: WorkerRestartedBody;
   warm_changed: WarmChangedBody;
   metrics_update: MetricsUpdateBody;

@@ -4,7 +4,7 @@
  */
 
 import { TextDecoder } from "node:util";
-import type { WarmEntry } from "./protocol";
+import type { Memory, Survivor, WarmEntry } from "./protocol";
 
 const DIM = "\x1b[2m";
 const BOLD = "\x1b[1m";
@@ -12,6 +12,7 @@ const RED = "\x1b[31m";
 const GREEN = "\x1b[32m";
 const YELLOW = "\x1b[33m";
 const CYAN = "\x1b[36m";
+const MAGENTA = "\x1b[35m";
 const RESET = "\x1b[0m";
 
 export function formatBytes(n: number | null | undefined): string {
@@ -84,6 +85,33 @@ export function header(info: HeaderInfo): string {
   return lines.join("\r\n") + "\r\n";
 }
 
+/**
+ * A header line for what hotswap did for the run (run_notice): in its own colour, on a line of
+ * its own, never mixed into the script's stderr. `midLine`: the script's output is mid-line.
+ */
+export function notice(kind: string, text: string, midLine = false): string {
+  const color = kind === "rebuilt" || kind === "evicted" || kind === "reloaded" ? YELLOW : MAGENTA;
+  return `${midLine ? "\r\n" : ""}${color}${DIM}↻ ${text}${RESET}\r\n`;
+}
+
+/** "memory: peak 1.2 GiB · 310.0 MiB held beyond warm objects" for the footer, or "". */
+export function memoryLine(memory: Memory | undefined): string {
+  if (memory?.run_peak_rss === undefined || memory.rss_beyond_warm === undefined) {
+    return "";
+  }
+  let line = `memory: peak ${formatBytes(memory.run_peak_rss)} · ${formatBytes(memory.rss_beyond_warm)} held beyond warm objects`;
+  if (memory.run_peak_cuda_allocated !== undefined) {
+    line += ` · cuda peak ${formatBytes(memory.run_peak_cuda_allocated)}, ${formatBytes(memory.cuda_beyond_warm)} beyond warm, ${formatBytes(memory.cuda_reserved)} reserved`;
+  }
+  return line;
+}
+
+/** "left alive: torch.Tensor float32[4096] cpu, 16.0 MiB, held by lib.CACHE['x']". */
+export function survivorLine(survivor: Survivor): string {
+  const held = survivor.held_by ? `, held by ${survivor.held_by}` : "";
+  return `left alive: ${survivor.type} ${survivor.detail}, ${formatBytes(survivor.bytes)}${held}`;
+}
+
 export interface FooterInfo {
   exitCode: number;
   duration: number;
@@ -91,6 +119,8 @@ export interface FooterInfo {
   message: string;
   warmReused: readonly string[];
   warmLost: boolean;
+  memory?: Memory;
+  survivors?: readonly Survivor[];
 }
 
 export function footer(info: FooterInfo): string {
@@ -101,6 +131,11 @@ export function footer(info: FooterInfo): string {
   if (info.message && info.reason !== "exited") {
     lines.push(`${YELLOW}${info.message}${RESET}`);
   }
+  const memory = memoryLine(info.memory);
+  if (memory) {
+    lines.push(`${DIM}${memory}${RESET}`);
+  }
+  (info.survivors ?? []).forEach((s) => lines.push(`${YELLOW}${DIM}${survivorLine(s)}${RESET}`));
   return lines.join("\r\n") + "\r\n\r\n";
 }
 

@@ -15,6 +15,7 @@ export const MESSAGE_TYPES = {
       client: { types: ["str"], required: true, record: null, items: null },
       subscribe: { types: ["bool"], required: false, record: null, items: null },
       subscribe_metrics: { types: ["bool"], required: false, record: null, items: null },
+      notices: { types: ["bool"], required: false, record: null, items: null },
     },
   },
   run: {
@@ -237,6 +238,16 @@ export const MESSAGE_TYPES = {
       message: { types: ["str"], required: true, record: null, items: null },
       warm_reused: { types: ["list"], required: true, record: null, items: null },
       warm_lost: { types: ["bool"], required: true, record: null, items: null },
+      memory: { types: ["dict"], required: false, record: "memory", items: null },
+      survivors: { types: ["list"], required: false, record: null, items: "survivor" },
+    },
+  },
+  run_notice: {
+    kind: "event",
+    fields: {
+      run_id: { types: ["str"], required: true, record: null, items: null },
+      kind: { types: ["str"], required: true, record: null, items: null },
+      text: { types: ["str"], required: true, record: null, items: null },
     },
   },
   worker_restarted: {
@@ -319,6 +330,12 @@ export const RECORDS = {
     rss_beyond_warm: { types: ["int"], required: false, record: null, items: null },
     run_peak_cuda_allocated: { types: ["int"], required: false, record: null, items: null },
     cuda_beyond_warm: { types: ["int"], required: false, record: null, items: null },
+  },
+  survivor: {
+    type: { types: ["str"], required: true, record: null, items: null },
+    bytes: { types: ["int"], required: true, record: null, items: null },
+    detail: { types: ["str"], required: true, record: null, items: null },
+    held_by: { types: ["str", "none"], required: true, record: null, items: null },
   },
   debug_endpoint: {
     host: { types: ["str"], required: true, record: null, items: null },

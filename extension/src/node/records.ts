@@ -45,6 +45,17 @@ export interface Memory {
   cuda_beyond_warm?: number;
 }
 
+/** An object a run left alive beyond warm objects (the footer names the largest). */
+export interface Survivor {
+  /** "torch.Tensor", "numpy.ndarray". */
+  type: string;
+  bytes: number;
+  /** "float32[4096, 1024] cpu". */
+  detail: string;
+  /** The module global (or an item or attribute of one) holding it, when found. */
+  held_by: string | null;
+}
+
 export interface DebugEndpoint {
   host: string;
   port: number;
@@ -164,6 +175,7 @@ export interface Records {
   error: RunError;
   warm_object: WarmEntry;
   memory: Memory;
+  survivor: Survivor;
   debug_endpoint: DebugEndpoint;
   path_mapping: PathMapping;
   status_daemon: DaemonStatus;

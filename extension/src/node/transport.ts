@@ -86,7 +86,7 @@ export class Transport {
   /** The handshake: the daemon's version, features and pid; DaemonError on a version mismatch.
    * `subscribe_metrics`: also receive the metrics_update events of other clients' runs. */
   async hello(client: string, timeoutMs = DEFAULT_TIMEOUT_MS, options: { subscribe_metrics?: boolean } = {}): Promise<HelloReplyBody> {
-    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client, ...options }, timeoutMs);
+    const reply = await this.request("hello", { protocol_version: PROTOCOL_VERSION, client, notices: true, ...options }, timeoutMs);
     checkVersion(reply.protocol_version);
     return reply;
   }

@@ -6,12 +6,13 @@
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import * as vscode from "vscode";
-import { TerminalText, footer, header } from "../node/format";
+import { TerminalText, footer, header, notice } from "../node/format";
 import { LineAction } from "../node/lineEditor";
 import { Bodies, DebugReadyBody, EventType, PathMapping, RunFinishedBody, RunStartedBody, SyncPolicy } from "../node/protocol";
 import { newRunId, syncThenRun } from "../node/startRun";
+import { WorkspaceSync } from "../node/sync";
 import { Backend, Backends, Connection } from "./backend";
-import { SHOW_LOG, UserError, report } from "./errors";
+import { SHOW_LOG, UserError, guard, report } from "./errors";
 import { Launch, relaunch } from "./launchTarget";
 import { METRICS_LINK_TEXT } from "./metricsView";
 import { StatusBar } from "./statusBar";
@@ -34,6 +35,8 @@ export class ActiveRun {
     readonly launch: Launch,
     readonly connection: Connection,
     readonly requestedAt: number,
+    /** 2 when sent again because its state was gone when it left the queue (`resync`). */
+    readonly attempt = 1,
   ) {
     this.finished = new Promise((resolve) => (this.settle = resolve));
     this.debugReady = new Promise((resolve, reject) => {
@@ -101,13 +104,13 @@ export class RunController implements vscode.Disposable {
    * Sync the saved workspace and start `launch` on the backend. The run is ours (and shown)
    * under the id we chose before the request goes: its events may overtake the reply.
    */
-  async start(launch: Launch): Promise<ActiveRun> {
+  async start(launch: Launch, attempt = 1): Promise<ActiveRun> {
     const requestedAt = performance.now();
     this.lastLaunch = launch;
     this.status.set("loading", "syncing");
     this.terminal.show();
     const connection = await this.connect(launch);
-    const run = new ActiveRun(newRunId(), launch, connection, requestedAt);
+    const run = new ActiveRun(newRunId(), launch, connection, requestedAt, attempt);
     const [previous, previousRecent] = [this.shown, this.recent];
     this.runs.set(run.id, run);
     this.shown = run;
@@ -171,6 +174,11 @@ export class RunController implements vscode.Disposable {
     });
   }
 
+  /** The sync of `folder`'s connected daemon, if one is connected (background sync on save). */
+  connectedSync(folder: vscode.WorkspaceFolder): WorkspaceSync | undefined {
+    return this.backends.of(folder).current?.sync;
+  }
+
   /** The sync policy of the daemon of `folder`, once one has said it (rerun on save uses it). */
   syncPolicy(folder: vscode.WorkspaceFolder): SyncPolicy | undefined {
     return this.backends.of(folder).policy;
@@ -186,6 +194,7 @@ export class RunController implements vscode.Disposable {
     const t = connection.transport;
     this.route(t, "run_started", (run, body) => this.started(run, body));
     this.route(t, "stream", (run, body) => this.output(run, body));
+    this.route(t, "run_notice", (run, body) => this.notice(run, body));
     this.route(t, "run_finished", (run, body) => this.finished(run, body));
     this.route(t, "debug_ready", (run, body) => run.ready(body));
     this.status.follow(t, this.log, () => this.shown !== undefined);
@@ -248,6 +257,12 @@ export class RunController implements vscode.Disposable {
     }
   }
 
+  /** What hotswap did for the run, as a header line of its own colour (not the script's). */
+  private notice(run: ActiveRun, body: Bodies["run_notice"]): void {
+    this.terminal.print(notice(body.kind, body.text, run.midLine));
+    run.midLine = false;
+  }
+
   private finished(run: ActiveRun, body: RunFinishedBody): void {
     const rest = run.text.flush();
     this.terminal.print(rest + (run.midLine || (rest && !rest.endsWith("\n")) ? "\r\n" : ""));
@@ -259,10 +274,16 @@ export class RunController implements vscode.Disposable {
         message: body.message,
         warmReused: body.warm_reused,
         warmLost: body.warm_lost,
+        memory: body.memory,
+        survivors: body.survivors,
       }),
     );
     this.terminal.scrollToBottom();
     this.end(run, body, body.reason === "crashed" || body.reason === "killed" ? "restarting" : "idle");
+    if (body.reason === "resync" && run.attempt === 1) {
+      // It waited in the queue while the workspace moved on: sync again and send it once more.
+      void guard(this.log, "sending the run again", () => this.start(run.launch, 2));
+    }
   }
 
   private end(run: ActiveRun, body: RunFinishedBody, state: "idle" | "restarting" | "offline"): void {

@@ -5,17 +5,18 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ChildProcess, spawn } from "node:child_process";
+import { BackgroundSync } from "../../src/node/backgroundSync";
 import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/node/daemon";
 import { LaunchSpec, attachConfiguration, runRequest } from "../../src/node/launch";
 import { localPath } from "../../src/node/links";
 import { Bodies, DaemonError, EventType, PROTOCOL_VERSION, ProtocolError } from "../../src/node/protocol";
 import { newRunId, syncThenRun } from "../../src/node/startRun";
-import { digestOf, WorkspaceSync } from "../../src/node/sync";
+import { digestOf, sha256Bytes, WorkspaceSync } from "../../src/node/sync";
 import { Session, makeMessage } from "../../src/node/session";
 import { Transport } from "../../src/node/transport";
 import { Router } from "zeromq";
@@ -178,6 +179,27 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     const third = await sync.sync();
     assert.deepEqual([third.sent, third.deleted], [[], ["extra.py"]]);
     assert.equal(third.state, first.state);
+  });
+
+  test("a save is synced in the background, before any run: the run then has nothing to send", async () => {
+    await sync.sync();
+    const errors: unknown[] = [];
+    const background = new BackgroundSync(() => sync, (err) => errors.push(err));
+    writeFileSync(path.join(root, "saved.py"), "print('saved, then synced in the background')\n");
+    background.saved();
+    const synced = await background.settled;
+    assert.deepEqual(errors, []);
+    assert.deepEqual(synced?.sent, ["saved.py"], "only the saved file travelled");
+    const manifest = await transport.request("manifest", { root });
+    assert.equal(manifest.files["saved.py"], sha256(path.join(root, "saved.py")));
+    assert.equal(manifest.state, synced?.state, "the daemon has the saved state before any run");
+    const spec: LaunchSpec = { root, entry: path.join(root, "saved.py"), args: [], cwd: root, env: {}, debug: false, justMyCode: true };
+    const runId = newRunId();
+    const started = await syncThenRun({ transport, sync }, spec, process.env, runId);
+    assert.deepEqual([started.synced.sent, started.synced.deleted], [[], []], "nothing left to send");
+    await recorder.next(runId, "run_finished");
+    assert.equal(recorder.output(runId, "stdout"), "saved, then synced in the background\n");
+    background.dispose();
   });
 
   test("when another client moved the daemon's state, sync resyncs from the manifest", async () => {
@@ -433,3 +455,7 @@ test("a daemon that cannot start is reported with the tail of its log", { timeou
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+function sha256(file: string): string {
+  return sha256Bytes(readFileSync(file));
+}

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TerminalText, describeWarm, footer, formatBytes, header } from "../../src/node/format";
+import { TerminalText, describeWarm, footer, formatBytes, header, notice } from "../../src/node/format";
 import { attachConfiguration, runEnvironment, runRequest } from "../../src/node/launch";
 
 const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "");
@@ -24,6 +24,27 @@ test("the footer gives the exit code, the duration, what was reused, and why a r
   assert.equal(plain(footer(ok)), "■ exit code 0 · 1.50 s · reused: gpt2\r\n\r\n");
   const crashed = { ...ok, exitCode: 137, reason: "crashed", message: "the worker was killed; restarted", warmReused: [] };
   assert.equal(plain(footer(crashed)), "■ crashed (exit code 137) · 1.50 s\r\nthe worker was killed; restarted\r\n\r\n");
+});
+
+test("the footer's memory line: the run's peak, what it left held, and the largest survivors", () => {
+  const ok = { exitCode: 0, duration: 1.5, reason: "exited", message: "", warmReused: [], warmLost: false };
+  const memory = { run_peak_rss: 3 * 1024 ** 3, rss_beyond_warm: 300 * 1024 ** 2 };
+  const survivor = { type: "torch.Tensor", bytes: 32 * 1024 ** 2, detail: "float32[8388608] cpu", held_by: "lib.CACHE['x']" };
+  assert.equal(
+    plain(footer({ ...ok, memory, survivors: [survivor, { ...survivor, held_by: null }] })),
+    "■ exit code 0 · 1.50 s\r\nmemory: peak 3.0 GiB · 300.0 MiB held beyond warm objects\r\n" +
+      "left alive: torch.Tensor float32[8388608] cpu, 32.0 MiB, held by lib.CACHE['x']\r\n" +
+      "left alive: torch.Tensor float32[8388608] cpu, 32.0 MiB\r\n\r\n",
+  );
+  const cuda = { ...memory, run_peak_cuda_allocated: 2 * 1024 ** 3, cuda_beyond_warm: 0, cuda_reserved: 1024 ** 3 };
+  assert.match(plain(footer({ ...ok, memory: cuda })), /· cuda peak 2\.0 GiB, 0 B beyond warm, 1\.0 GiB reserved\r\n/);
+});
+
+test("a notice is a header line of its own colour, never glued to the script's output", () => {
+  const updated = notice("updated", "warm 'net': Net.forward updated in place");
+  assert.equal(plain(updated), "↻ warm 'net': Net.forward updated in place\r\n");
+  assert.notEqual(updated, plain(updated), "coloured");
+  assert.equal(plain(notice("rebuilt", "warm 'net' rebuilt: Net.__init__ changed", true)), "\r\n↻ warm 'net' rebuilt: Net.__init__ changed\r\n");
 });
 
 test("stream bytes become terminal text: newlines as CRLF, characters split across chunks kept", () => {
