@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli_output import SyncReport, err, format_status
+from .cli_output import RANK_OUTPUT, SyncReport, err, format_status
 from .cli_serve import cmd_keys, cmd_serve
 from .client import (
     DaemonClient,
@@ -124,9 +124,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
     if body.get("run_id") not in (run_id, None):
         return None
     if msg["type"] == "stream":
-        out = sys.stdout.buffer if body["stream"] == "stdout" else sys.stderr.buffer
-        out.write(body["data"])
-        out.flush()
+        RANK_OUTPUT.write(body["stream"], body["data"], body.get("rank"))
     elif msg["type"] == "debug_ready":
         mapped = "".join(
             f" (your {m['localRoot']} is {m['remoteRoot']} there)" for m in body["path_mappings"]
@@ -138,6 +136,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str) -> int | None:
         )
         err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
+        RANK_OUTPUT.flush()
         if body["message"]:
             err(body["message"])
         return int(body["exit_code"])
@@ -170,6 +169,8 @@ def run_request(ns: argparse.Namespace) -> dict[str, Any]:
         "debug": ns.debug,
         "wait": not ns.no_wait,
         "just_my_code": not ns.all_code,
+        **({"nproc_per_node": ns.nproc_per_node} if ns.nproc_per_node is not None else {}),
+        "debug_rank": ns.debug_rank,
     }
 
 
@@ -264,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
+    )
+    run.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="run on N rank workers, as torchrun --nproc-per-node N (their process group stays "
+        "warm); 0: plain python (default: [tool.hotswap] nproc_per_node, else plain)",
+    )
+    run.add_argument(
+        "--debug-rank", type=int, default=0, metavar="K", help="with --debug: the rank to debug"
     )
     run.add_argument(
         "--no-auto-warm",

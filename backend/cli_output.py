@@ -97,3 +97,31 @@ def format_status(status: dict[str, Any]) -> str:
         )
         lines.append(f"  {when}  {r['entry']}  {result}")
     return "\n".join(lines)
+
+
+class RankOutput:
+    """A run's output as torchrun --tee shows it: rank 0 as it comes, every other rank's lines
+    prefixed ``[rankK]: ``, each rank line-buffered so a prefix always starts a line."""
+
+    def __init__(self) -> None:
+        self.partial: dict[tuple[int, str], bytes] = {}
+
+    def write(self, stream: str, data: bytes, rank: int | None) -> None:
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        if not rank:
+            out.write(data)
+        else:
+            text = self.partial.pop((rank, stream), b"") + data
+            *lines, rest = text.split(b"\n")
+            out.write(b"".join(b"[rank%d]: %s\n" % (rank, line) for line in lines))
+            if rest:
+                self.partial[(rank, stream)] = rest
+        out.flush()
+
+    def flush(self) -> None:
+        """At the run's end: the last lines of ranks that wrote no final newline."""
+        for rank, stream in sorted(self.partial):
+            self.write(stream, b"\n", rank)
+
+
+RANK_OUTPUT = RankOutput()  # one run per `hotswap run`

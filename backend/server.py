@@ -78,6 +78,7 @@ class Daemon:
         spec = WorkerSpec(
             "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
         )
+        spec.nproc = config.nproc_per_node
         self.workers = Workers(spec, self.runs, self.send, self.broadcast, config.workers)
         self.started = time.time()
         self.stopping, self.stop_deadline, self.records_saved = False, 0.0, 0.0
