@@ -190,8 +190,12 @@ class RankGroup:
             killed = worker.kill_requested is not None
             code = INTERRUPTED_EXIT if killed else _exit_code(worker)
             message = f"{why}; stopped the other ranks and restarted the rank workers{_lost(lost)}"
+            error = None
+            if killed and run.failed_rank is not None:  # stuck after another rank failed
+                code, _, failure = _outcome(run)
+                message, error = f"{failure}; {message}", run.rank_done[run.failed_rank]["error"]
             reason = "killed" if killed else "crashed"
-            workers.runs.finish(run, code, reason, message, warm_lost=bool(lost))
+            workers.runs.finish(run, code, reason, message, error, warm_lost=bool(lost))
         self.regroup(workers, self.nproc, why)
 
 

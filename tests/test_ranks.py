@@ -1,0 +1,207 @@
+"""Level 3: rank workers (``hotswap run --nproc-per-node N``) against real torchrun, on CPU with
+gloo: the same losses, a warm model and process group on the second run, cancels and crashes
+that stop every rank, another world size.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+
+import pytest
+from conftest import PYTHON, Workspace, base_env, following, wait_until
+from test_faults import workspace_pids
+
+DDP = """\
+import argparse, os
+import hotswap
+import torch
+import torch.distributed as dist
+from torch import nn
+
+LR = 0.1
+
+def build():
+    print(f"building the model on rank {os.environ['RANK']}", flush=True)
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=3)
+parser.add_argument("--crash-at", type=int, default=-1)
+parser.add_argument("--raise-at", type=int, default=-1)
+parser.add_argument("--sleep", type=float, default=0.0)
+args = parser.parse_args()
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+model = hotswap.warm("mlp", build)
+ddp = nn.parallel.DistributedDataParallel(model)
+opt = torch.optim.SGD(ddp.parameters(), lr=LR)
+data = torch.Generator().manual_seed(100 + rank)
+for step in range(args.steps):
+    if rank == world - 1 and step == args.crash_at:
+        os._exit(3)
+    if rank == world - 1 and step == args.raise_at:
+        raise ValueError(f"bad batch at step {step}")
+    loss = ddp(torch.randn(4, 8, generator=data)).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    mean = loss.detach().clone()
+    dist.all_reduce(mean)
+    print(f"rank {rank} step {step} loss {mean.item() / world:.6f}", flush=True)
+    if args.sleep:
+        import time
+        time.sleep(args.sleep)
+dist.destroy_process_group()
+"""
+
+LOSS = re.compile(r"rank (\d+) step (\d+) loss ([\d.]+)")
+PREFIX = re.compile(r"^\[rank(\d+)\]: ", re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def torchrun(ws: Workspace, nproc: int, *args: str) -> set[tuple[str, ...]]:
+    """The losses of ``ddp.py`` under real torchrun (its exit code is not compared: torch
+    2.13's gloo sometimes aborts in destroy_process_group at exit)."""
+    argv = [PYTHON, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    argv += [f"--master-port={free_port()}", "ddp.py", *args]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, cwd=ws.root, env=base_env(), timeout=180
+    )
+    losses = set(LOSS.findall(proc.stdout))
+    assert len(losses) == nproc * 3, proc.stdout + proc.stderr
+    return losses
+
+
+def hotswap_run(ws: Workspace, nproc: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return ws.run("--nproc-per-node", str(nproc), "ddp.py", *args)
+
+
+def losses(proc: subprocess.CompletedProcess[str]) -> set[tuple[str, ...]]:
+    """Each rank's loss lines, checked to carry their rank's prefix (rank 0: none)."""
+    for line in proc.stdout.splitlines():
+        if found := LOSS.search(line):
+            prefix = PREFIX.match(line)
+            assert (prefix[1] if prefix else "0") == found[1], line
+    return set(LOSS.findall(proc.stdout))
+
+
+def builds(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return sorted(re.findall(r"building the model on rank (\d)", proc.stdout))
+
+
+def rank_workers(ws: Workspace) -> dict[int, int]:
+    return {w["index"]: w["pid"] for w in ws.status()["workers"]}
+
+
+@pytest.fixture
+def ddp(workspace: Workspace) -> Workspace:
+    workspace.write("ddp.py", DDP)
+    return workspace
+
+
+def test_two_ranks_match_torchrun_run_after_run_with_the_model_warm(ddp: Workspace) -> None:
+    expected = torchrun(ddp, 2)
+    first = hotswap_run(ddp, 2)
+    assert first.returncode == 0, first.stderr
+    assert losses(first) == expected
+    assert builds(first) == ["0", "1"]
+    workers = rank_workers(ddp)
+    second = hotswap_run(ddp, 2)
+    assert (second.returncode, losses(second), builds(second)) == (0, expected, []), second
+    assert rank_workers(ddp) == workers  # the same processes, their process group kept
+    ddp.write("ddp.py", DDP.replace("LR = 0.1", "LR = 0.3"))
+    edited = hotswap_run(ddp, 2)
+    assert builds(edited) == [] and edited.returncode == 0, edited.stderr
+    assert losses(edited) == torchrun(ddp, 2) != expected
+
+
+def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
+    expected = torchrun(ddp, 3)
+    for builds_expected in (["0", "1", "2"], []):
+        proc = hotswap_run(ddp, 3)
+        assert (proc.returncode, losses(proc)) == (0, expected), proc.stderr
+        assert builds(proc) == builds_expected
+    two = hotswap_run(ddp, 2)
+    assert "this run asks for 2 ranks; the workers ran 3 ranks: restarted them" in two.stderr
+    assert two.returncode == 0 and builds(two) == ["0", "1"], two.stderr
+    assert losses(two) == torchrun(ddp, 2)
+    assert sorted(rank_workers(ddp)) == [0, 1]
+
+
+def test_cancel_mid_run_stops_every_rank_and_the_group_stays_warm(ddp: Workspace) -> None:
+    with following(
+        ddp, "--nproc-per-node", "2", "ddp.py", "--steps", "500", "--sleep", "0.05"
+    ) as run:
+        wait_until(lambda: "[rank1]: rank 1 step 2 " in run.stdout, run.stderr, timeout=120)
+        run.proc.send_signal(signal.SIGINT)
+        assert run.finish() == 130, run.stderr
+    status = ddp.status()
+    assert [w["state"] for w in status["workers"]] == ["idle", "idle"]
+    assert status["runs"][-1]["reason"] in ("cancelled", "killed")
+    after = hotswap_run(ddp, 2)
+    assert after.returncode == 0 and len(losses(after)) == 6, after.stderr
+
+
+IGNORES_CANCEL = """\
+import os, signal, time
+import torch, torch.distributed as dist
+dist.init_process_group("gloo")
+if dist.get_rank() == 0:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("rank 0 ignores cancels", flush=True)
+    time.sleep(120)
+dist.all_reduce(torch.ones(1))  # rank 1 waits here, inside gloo, for rank 0
+"""
+
+
+def test_a_rank_that_ignores_the_cancel_gets_every_rank_restarted(ddp: Workspace) -> None:
+    ddp.write("stuck.py", IGNORES_CANCEL)
+    assert hotswap_run(ddp, 2).returncode == 0
+    with following(ddp, "--nproc-per-node", "2", "stuck.py") as run:
+        run.wait_for("rank 0 ignores cancels")
+        run.proc.send_signal(signal.SIGINT)
+        assert run.finish() == 130
+    assert "did not stop within 2s of the cancel" in run.stderr
+    assert "restarted the rank workers; warm objects lost: mlp" in run.stderr
+    after = hotswap_run(ddp, 2)
+    assert after.returncode == 0 and builds(after) == ["0", "1"], after.stderr
+
+
+def test_a_rank_that_os_exits_fails_the_run_and_the_next_run_works(ddp: Workspace) -> None:
+    assert hotswap_run(ddp, 2).returncode == 0
+    old = set(rank_workers(ddp).values())
+    crashed = hotswap_run(ddp, 2, "--crash-at", "1")
+    assert crashed.returncode == 3, crashed.stderr
+    assert "rank 1: the worker process exited with code 3" in crashed.stderr
+    assert "restarted the rank workers" in crashed.stderr
+    after = hotswap_run(ddp, 2)
+    assert after.returncode == 0 and len(losses(after)) == 6, after.stderr
+    daemon = int(ddp.connection()["pid"])
+    assert workspace_pids(ddp.root) == {daemon, *rank_workers(ddp).values()}
+    assert not old & set(rank_workers(ddp).values())
+
+
+def test_a_rank_that_raises_fails_the_run_with_its_rank_and_error(ddp: Workspace) -> None:
+    failed = hotswap_run(ddp, 2, "--raise-at", "1")
+    assert failed.returncode == 1, failed.stderr
+    assert "[rank1]: ValueError: bad batch at step 1" in failed.stderr
+    assert "rank 1 failed (ValueError: bad batch at step 1)" in failed.stderr
+    after = hotswap_run(ddp, 2)
+    assert after.returncode == 0 and len(losses(after)) == 6, after.stderr
+
+
+def test_debug_listens_on_the_chosen_rank_only(ddp: Workspace) -> None:
+    proc = ddp.run("--nproc-per-node", "2", "--debug", "--no-wait", "--debug-rank", "1", "ddp.py")
+    assert proc.returncode == 0 and len(losses(proc)) == 6, proc.stderr
+    assert proc.stderr.count("debugger listening on") == 1
+    debug = {w["index"]: w["debug"] for w in ddp.status()["workers"]}
+    assert debug[0] is None and debug[1] is not None
