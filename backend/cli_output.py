@@ -113,7 +113,7 @@ class RankOutput:
         else:
             text = self.partial.pop((rank, stream), b"") + data
             *lines, rest = text.split(b"\n")
-            out.write(b"".join(b"[rank%d]: %s\n" % (rank, line) for line in lines))
+            out.write(b"".join(_prefixed(rank, line) for line in lines))
             if rest:
                 self.partial[(rank, stream)] = rest
         out.flush()
@@ -122,6 +122,12 @@ class RankOutput:
         """At the run's end: the last lines of ranks that wrote no final newline."""
         for rank, stream in sorted(self.partial):
             self.write(stream, b"\n", rank)
+
+
+def _prefixed(rank: int, line: bytes) -> bytes:
+    """torch's own excepthook already prefixes a rank's traceback lines: not twice."""
+    prefix = b"[rank%d]: " % rank
+    return (line if line.startswith(prefix) else prefix + line) + b"\n"
 
 
 RANK_OUTPUT = RankOutput()  # one run per `hotswap run`

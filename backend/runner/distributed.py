@@ -11,6 +11,7 @@ own and are destroyed for real, when the run asks.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import sys
 from typing import Any
@@ -67,7 +68,8 @@ def _warm_init(group: WarmGroup, original: Any, c10d: Any) -> Any:
         have = (c10d.get_backend(), c10d.get_world_size(), c10d.get_rank())
         same_backend = want_backend is None or want_backend == str(have[0]).lower()
         if same_backend and (want_size, want_rank) == have[1:]:
-            return  # the warm group: nothing to do
+            sys.excepthook = _rank_excepthook(sys.excepthook, have[2])  # as torch's init does
+            return  # the warm group: nothing more to do
         group.restart = MISMATCH
         raise RuntimeError(
             f"hotswap: this rank's process group is warm as (backend {have[0]}, world size "
@@ -78,6 +80,23 @@ def _warm_init(group: WarmGroup, original: Any, c10d: Any) -> Any:
         )
 
     return init_process_group
+
+
+def _rank_excepthook(old_hook: Any, rank: int) -> Any:
+    """What torch's init_process_group installs (and the run's end took back): uncaught
+    errors printed with every line prefixed ``[rankN]: ``."""
+
+    def _distributed_excepthook(*args: Any) -> None:
+        old_stderr, sys.stderr = sys.stderr, io.StringIO()
+        try:
+            old_hook(*args)
+        finally:
+            buf, sys.stderr = sys.stderr, old_stderr
+        lines = buf.getvalue().split("\n")
+        sys.stderr.write("\n".join(f"[rank{rank}]: {s}" if s else "" for s in lines))
+        sys.stderr.flush()
+
+    return _distributed_excepthook
 
 
 def _warm_destroy(original: Any, c10d: Any) -> Any:
