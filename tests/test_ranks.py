@@ -11,7 +11,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import PYTHON, Workspace, base_env, following, wait_until
+from conftest import DEFAULT_PYPROJECT, PYTHON, Workspace, base_env, following, wait_until
 from test_faults import workspace_pids
 
 DDP = """\
@@ -138,9 +138,8 @@ def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
 
 
 def test_cancel_mid_run_stops_every_rank_and_the_group_stays_warm(ddp: Workspace) -> None:
-    with following(
-        ddp, "--nproc-per-node", "2", "ddp.py", "--steps", "500", "--sleep", "0.05"
-    ) as run:
+    ddp.write("pyproject.toml", DEFAULT_PYPROJECT + "nproc_per_node = 2\n")  # no flag needed
+    with following(ddp, "ddp.py", "--steps", "500", "--sleep", "0.05") as run:
         wait_until(lambda: "[rank1]: rank 1 step 2 " in run.stdout, run.stderr, timeout=120)
         run.proc.send_signal(signal.SIGINT)
         assert run.finish() == 130, run.stderr
