@@ -18,7 +18,7 @@ import { HotSwapTerminal } from "./terminal";
 
 /** One run the backend accepted, until its run_finished. */
 export class ActiveRun {
-  readonly text = new TerminalText();
+  readonly text: TerminalText;
   midLine = false;
   readonly finished: Promise<RunFinishedBody>;
   readonly debugReady: Promise<DebugReadyBody>;
@@ -34,6 +34,7 @@ export class ActiveRun {
     readonly connection: Connection,
     readonly requestedAt: number,
   ) {
+    this.text = new TerminalText(launch.spec.showRank);
     this.finished = new Promise((resolve) => (this.settle = resolve));
     this.debugReady = new Promise((resolve, reject) => {
       this.ready = resolve;
@@ -239,7 +240,7 @@ export class RunController implements vscode.Disposable {
   }
 
   private output(run: ActiveRun, body: Bodies["stream"]): void {
-    const text = run.text.write(body.stream, body.data);
+    const text = run.text.write(body.stream, body.data, body.rank);
     if (text) {
       run.midLine = !text.endsWith("\n");
       this.terminal.print(text);
