@@ -107,6 +107,16 @@ class RankGroup:
         group = list(workers)
         if len(group) != self.nproc or not all(_idle(w) for w in group):
             return
+        run = workers.runs.pending[0] if workers.runs.pending else None
+        if run is not None and run.body["debug"] and not workers[run.debug_rank].debug_alive():
+            # debugpy listens once per process (see Workers._replace_for_debug), and one rank
+            # cannot be replaced alone: its process group would lose a peer.
+            why = f"the debugger listener of rank {run.debug_rank} had stopped"
+            lost = self.regroup(workers, self.nproc, why)
+            workers.runs.output(
+                run, "stderr", f"hotswap: {why}: restarted the rank workers{_lost(lost)}\n".encode()
+            )
+            return
         workers.runs.start_next(sorted(group, key=lambda w: w.index), self.exec_body)
 
     def regroup(self, workers: Workers, nproc: int | None, why: str) -> list[str]:

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 from conftest import DEFAULT_PYPROJECT, PYTHON, Workspace, base_env, following, wait_until
+from test_debug import attached, debug_run, line_of, stopped, where
 from test_faults import workspace_pids
 
 DDP = """\
@@ -55,6 +56,7 @@ for step in range(args.steps):
     if args.sleep:
         import time
         time.sleep(args.sleep)
+done = True  # all steps done
 dist.destroy_process_group()
 """
 
@@ -198,9 +200,24 @@ def test_a_rank_that_raises_or_exits_fails_the_run_and_the_next_run_works(
     assert not old & set(rank_workers(ddp).values())
 
 
-def test_debug_listens_on_the_chosen_rank_only(ddp: Workspace) -> None:
+def test_debug_attaches_to_rank_0_or_the_rank_chosen_while_the_others_run_on(
+    ddp: Workspace,
+) -> None:
     proc = ddp.run("--nproc-per-node", "2", "--debug", "--no-wait", "--debug-rank", "1", "ddp.py")
     assert proc.returncode == 0 and len(losses(proc)) == 6, proc.stderr
     assert proc.stderr.count("debugger listening on") == 1
     debug = {w["index"]: w["debug"] for w in ddp.status()["workers"]}
     assert debug[0] is None and debug[1] is not None
+    script = ddp.root / "ddp.py"
+    line = line_of(script, "all steps done")
+    with (
+        debug_run(ddp, "--nproc-per-node", "2", "ddp.py") as run,
+        attached(run.address(), {script: [line]}) as dap,
+    ):
+        thread, frames = stopped(dap)
+        assert where(frames[0]) == (str(script), line)
+        assert dap.locals(frames[0]["id"])["rank"] == "0"
+        wait_until(lambda: "[rank1]: rank 1 step 2 " in run.stdout, run.stdout)  # ran on
+        dap.continue_(thread)
+        assert run.finish() == 0, run.stderr
+    assert run.stderr.count("debugger listening on") == 1
