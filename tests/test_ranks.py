@@ -6,12 +6,13 @@ that stop every rank, another world size.
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import socket
 import subprocess
 
 import pytest
-from conftest import DEFAULT_PYPROJECT, PYTHON, Workspace, base_env, following, wait_until
+from conftest import DEFAULT_PYPROJECT, PYTHON, SAMPLES, Workspace, base_env, following, wait_until
 from test_debug import attached, debug_run, line_of, stopped, where
 from test_faults import workspace_pids
 
@@ -60,6 +61,7 @@ done = True  # all steps done
 dist.destroy_process_group()
 """
 
+_CACHE = shutil.ignore_patterns(".cache", "__pycache__")
 LOSS = re.compile(r"rank (\d+) step (\d+) loss ([\d.]+)")
 PREFIX = re.compile(r"^\[rank(\d+)\]: ", re.M)
 
@@ -221,3 +223,21 @@ def test_debug_attaches_to_rank_0_or_the_rank_chosen_while_the_others_run_on(
         dap.continue_(thread)
         assert run.finish() == 0, run.stderr
     assert run.stderr.count("debugger listening on") == 1
+
+
+def test_the_ddp_sample_resumes_from_its_checkpoint_as_under_torchrun(workspace: Workspace) -> None:
+    for sample in ("ddp", "tiny_gpt"):
+        shutil.copytree(SAMPLES / sample, workspace.root / sample, ignore=_CACHE)
+    script = ["ddp/train_ddp.py", "--size", "tiny", "--checkpoint", "ckpt.pt"]
+    argv = [PYTHON, "-m", "torch.distributed.run", "--nproc-per-node=2"]
+    argv += [f"--master-port={free_port()}", *script, "--checkpoint", "torchrun.pt"]
+    plain = subprocess.run(argv, capture_output=True, text=True, cwd=workspace.root, timeout=180)
+    expected = re.findall(r"step \d/6 loss [\d.]+", plain.stdout)
+    assert len(expected) == 6, plain.stdout + plain.stderr
+    first = workspace.run("--nproc-per-node", "2", *script, "--steps", "3")
+    assert first.returncode == 0 and "checkpoint at step 3" in first.stdout, first.stderr
+    resumed = workspace.run("--nproc-per-node", "2", *script, "--resume")
+    assert resumed.returncode == 0 and "resumed at step 3" in resumed.stdout, resumed.stderr
+    got = re.findall(r"step \d/\d loss [\d.]+", first.stdout + resumed.stdout)
+    assert [line.split(" loss ")[1] for line in got] == [e.split(" loss ")[1] for e in expected]
+    assert "[rank1]" not in resumed.stdout  # rank 0 alone prints
