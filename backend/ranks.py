@@ -190,7 +190,7 @@ class RankGroup:
             )
         return None
 
-    def on_death(self, workers: Workers, worker: WorkerProcess, death: str) -> None:
+    def on_death(self, workers: Workers, worker: WorkerProcess, death: str, code: int) -> None:
         """A rank worker ended: its run fails for every rank and the group starts afresh
         (the survivors' process group has lost a peer)."""
         run = worker.current_run
@@ -198,7 +198,7 @@ class RankGroup:
         lost = sorted({e["key"] for w in workers for e in w.warm} | _keys(worker))
         if run is not None:
             killed = worker.kill_requested is not None
-            code = INTERRUPTED_EXIT if killed else _exit_code(worker)
+            code = INTERRUPTED_EXIT if killed else code
             message = f"{why}; stopped the other ranks and restarted the rank workers{_lost(lost)}"
             error = None
             if killed and run.failed_rank is not None:  # stuck after another rank failed
@@ -227,12 +227,6 @@ def _outcome(run: Run) -> tuple[int, str, str]:
         return INTERRUPTED_EXIT, "cancelled", ""
     codes = [done[rank]["exit_code"] for rank in sorted(done)]
     return next((c for c in codes if c != 0), 0), "exited", ""
-
-
-def _exit_code(worker: WorkerProcess) -> int:
-    from .worker_process import exit_code_of
-
-    return exit_code_of(worker.proc.returncode if worker.proc.returncode is not None else 1)
 
 
 def _keys(worker: WorkerProcess) -> set[str]:

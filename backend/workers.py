@@ -234,7 +234,8 @@ class Workers:
         returncode = worker.proc.wait()
         self.drain_output(worker)
         if self.group.nproc and not self.stopping:
-            self.group.on_death(self, worker, worker.kill_requested or describe_death(returncode))
+            death = worker.kill_requested or describe_death(returncode)
+            self.group.on_death(self, worker, death, exit_code_of(returncode))
             return
         worker.close()
         del self.by_index[worker.index]
