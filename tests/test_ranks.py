@@ -5,6 +5,7 @@ that stop every rank, another world size.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -112,6 +113,21 @@ def ddp(workspace: Workspace) -> Workspace:
     return workspace
 
 
+ENV = """\
+import json, os
+names = ("RANK", "LOCAL", "WORLD", "GROUP", "ROLE", "MASTER", "TORCH", "OMP")
+print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(names)}, sort_keys=True))
+"""
+# Not as torchrun: its port, and what belongs to its elastic agent (there is none here).
+AGENT_ONLY = {"MASTER_PORT", "TORCHELASTIC_ERROR_FILE", "TORCHELASTIC_USE_AGENT_STORE"}
+
+
+def rank_envs(stdout: str) -> list[dict[str, str]]:
+    lines = [PREFIX.sub("", line) for line in stdout.splitlines()]
+    envs = [json.loads(line) for line in lines if line.startswith("{")]
+    return sorted(({k: v for k, v in e.items() if k not in AGENT_ONLY} for e in envs), key=str)
+
+
 def test_two_ranks_match_torchrun_run_after_run_with_the_model_warm(ddp: Workspace) -> None:
     expected = torchrun(ddp, 2)
     first = hotswap_run(ddp, 2)
@@ -126,6 +142,13 @@ def test_two_ranks_match_torchrun_run_after_run_with_the_model_warm(ddp: Workspa
     edited = hotswap_run(ddp, 2)
     assert builds(edited) == [] and edited.returncode == 0, edited.stderr
     assert losses(edited) == torchrun(ddp, 2) != expected
+    ddp.write("env.py", ENV)
+    argv = [PYTHON, "-m", "torch.distributed.run", "--nproc-per-node=2"]
+    argv += [f"--master-port={free_port()}", "env.py"]
+    plain = subprocess.run(argv, capture_output=True, text=True, cwd=ddp.root, env=base_env())
+    ours = ddp.run("--nproc-per-node", "2", "env.py")
+    assert rank_envs(ours.stdout) == rank_envs(plain.stdout), plain.stderr
+    assert len(rank_envs(plain.stdout)) == 2 and "RANK" in rank_envs(plain.stdout)[0]
 
 
 def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
