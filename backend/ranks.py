@@ -79,6 +79,9 @@ class RankGroup:
     def __init__(self, nproc: int | None) -> None:
         self.nproc = nproc
         self.port = free_port() if nproc else 0
+        # A run has started on these rank workers: their process group may be up, so one of
+        # them dying takes all. Before that (a broken prewarm), one is restarted alone.
+        self.used = False
 
     def wanted(self, run: Run, default: int | None) -> int | None:
         """The ranks a run asks for: its own nproc_per_node, else the workspace's; 0 is plain."""
@@ -118,6 +121,7 @@ class RankGroup:
                 run, "stderr", f"hotswap: {why}: restarted the rank workers{_lost(lost)}\n".encode()
             )
             return
+        self.used = True
         workers.runs.start_next(sorted(group, key=lambda w: w.index), self.exec_body)
 
     def regroup(self, workers: Workers, nproc: int | None, why: str) -> list[str]:
@@ -132,7 +136,7 @@ class RankGroup:
             worker.close()
         workers.by_index.clear()
         workers.restart_at.clear()
-        self.nproc, self.port = nproc, free_port() if nproc else 0
+        self.nproc, self.port, self.used = nproc, free_port() if nproc else 0, False
         log.info("workers regrouped (%s): %s", why, f"{nproc} ranks" if nproc else "plain")
         for index in range(nproc or workers.count):
             new = workers.spawn(index)

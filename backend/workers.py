@@ -233,7 +233,7 @@ class Workers:
             return  # already replaced with its whole rank group
         returncode = worker.proc.wait()
         self.drain_output(worker)
-        if self.group.nproc and not self.stopping:
+        if self.group.nproc and not self.stopping and self.group.used:
             death = worker.kill_requested or describe_death(returncode)
             self.group.on_death(self, worker, death, exit_code_of(returncode))
             return
