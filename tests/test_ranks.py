@@ -164,7 +164,7 @@ def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
     assert sorted(rank_workers(ddp)) == [0, 1]
 
 
-def test_cancel_mid_run_stops_every_rank_and_the_group_stays_warm(ddp: Workspace) -> None:
+def test_cancel_stops_every_rank_and_asking_another_group_restarts_them(ddp: Workspace) -> None:
     ddp.write("pyproject.toml", DEFAULT_PYPROJECT + "nproc_per_node = 2\n")  # no flag needed
     with following(ddp, "ddp.py", "--steps", "500", "--sleep", "0.05") as run:
         wait_until(lambda: "[rank1]: rank 1 step 2 " in run.stdout, run.stderr, timeout=120)
@@ -175,7 +175,22 @@ def test_cancel_mid_run_stops_every_rank_and_the_group_stays_warm(ddp: Workspace
     assert status["runs"][-1]["reason"] in ("cancelled", "killed")
     after = hotswap_run(ddp, 2)
     assert after.returncode == 0 and len(losses(after)) == 6, after.stderr
+    ddp.write("other.py", OTHER_GROUP)
+    other = ddp.run("--nproc-per-node", "2", "other.py")
+    assert other.returncode == 1 and "initialized True" in other.stdout, other.stderr
+    assert (
+        "this rank's process group is warm as (backend gloo, world size 2, rank 0)" in other.stderr
+    )
+    assert "restarted the rank workers; warm objects lost: mlp" in other.stderr
+    again = hotswap_run(ddp, 2)
+    assert again.returncode == 0 and builds(again) == ["0", "1"], again.stderr
 
+
+OTHER_GROUP = """\
+import torch.distributed as dist
+print("initialized", dist.is_initialized())  # the warm group
+dist.init_process_group("gloo", world_size=1, rank=0)
+"""
 
 IGNORES_CANCEL = """\
 import os, signal, time
