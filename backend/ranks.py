@@ -112,6 +112,11 @@ class RankGroup:
         if len(group) != self.nproc or not all(_idle(w) for w in group):
             return
         run = workers.runs.pending[0] if workers.runs.pending else None
+        if run is not None and run.body["debug"] and run.debug_rank >= len(group):
+            workers.runs.pending.popleft()  # its ranks came from [tool.hotswap]: checked here
+            message = f"--debug-rank {run.debug_rank}: the run has ranks 0 to {len(group) - 1}"
+            workers.runs.finish(run, 2, "exited", message)
+            return
         if run is not None and run.body["debug"] and not workers[run.debug_rank].debug_alive():
             # debugpy listens once per process (see Workers._replace_for_debug), and one rank
             # cannot be replaced alone: its process group would lose a peer.

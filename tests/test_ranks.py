@@ -243,6 +243,9 @@ def test_a_rank_that_raises_or_exits_fails_the_run_and_the_next_run_works(
 def test_debug_attaches_to_rank_0_or_the_rank_chosen_while_the_others_run_on(
     ddp: Workspace,
 ) -> None:
+    ddp.write("pyproject.toml", DEFAULT_PYPROJECT + "nproc_per_node = 2\n")
+    beyond = ddp.run("--debug", "--debug-rank", "2", "ddp.py")  # 2 ranks from the pyproject
+    assert beyond.returncode == 2 and "--debug-rank 2: the run has ranks 0 to 1" in beyond.stderr
     proc = ddp.run("--nproc-per-node", "2", "--debug", "--no-wait", "--debug-rank", "1", "ddp.py")
     assert proc.returncode == 0 and len(losses(proc)) == 6, proc.stderr
     assert proc.stderr.count("debugger listening on") == 1
