@@ -73,9 +73,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_TORCHRUN: dict[tuple[str, int, tuple[str, ...]], set[tuple[str, ...]]] = {}
+
+
 def torchrun(ws: Workspace, nproc: int, *args: str) -> set[tuple[str, ...]]:
     """The losses of ``ddp.py`` under real torchrun (its exit code is not compared: torch
-    2.13's gloo sometimes aborts in destroy_process_group at exit)."""
+    2.13's gloo sometimes aborts in destroy_process_group at exit). Deterministic, so each
+    script, world size and arguments is run once per session."""
+    key = ((ws.root / "ddp.py").read_text(), nproc, args)
+    if key not in _TORCHRUN:
+        _TORCHRUN[key] = _torchrun(ws, nproc, *args)
+    return _TORCHRUN[key]
+
+
+def _torchrun(ws: Workspace, nproc: int, *args: str) -> set[tuple[str, ...]]:
     argv = [PYTHON, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     argv += [f"--master-port={free_port()}", "ddp.py", *args]
     proc = subprocess.run(
