@@ -127,7 +127,11 @@ class RankGroup:
             )
             return
         self.used = True
-        workers.runs.start_next(sorted(group, key=lambda w: w.index), self.exec_body)
+        started = workers.runs.start_next(sorted(group, key=lambda w: w.index), self.exec_body)
+        if started is not None:  # stdin is rank 0's; the others read an empty one, not hang
+            body = {"run_id": started.run_id, "data": b"", "eof": True}
+            for worker in (w for w in group if w.index != 0):
+                worker.send("feed_stdin", body)
 
     def regroup(self, workers: Workers, nproc: int | None, why: str) -> list[str]:
         """Stop every worker now and start the layout for ``nproc``; the warm keys lost.

@@ -129,6 +129,13 @@ import json, os
 names = ("RANK", "LOCAL", "WORLD", "GROUP", "ROLE", "MASTER", "TORCH", "OMP")
 print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(names)}, sort_keys=True))
 """
+ASK = """\
+import os
+try:
+    print("rank", os.environ["RANK"], "read", repr(input()))
+except EOFError:
+    print("rank", os.environ["RANK"], "EOF")
+"""
 # Not as torchrun: its port, and what belongs to its elastic agent (there is none here).
 AGENT_ONLY = {"MASTER_PORT", "TORCHELASTIC_ERROR_FILE", "TORCHELASTIC_USE_AGENT_STORE"}
 
@@ -160,6 +167,9 @@ def test_two_ranks_match_torchrun_run_after_run_with_the_model_warm(ddp: Workspa
     ours = ddp.run("--nproc-per-node", "2", "env.py")
     assert rank_envs(ours.stdout) == rank_envs(plain.stdout), plain.stderr
     assert len(rank_envs(plain.stdout)) == 2 and "RANK" in rank_envs(plain.stdout)[0]
+    ddp.write("ask.py", ASK)
+    asked = ddp.run("--nproc-per-node", "2", "ask.py", input="hello\n")
+    assert sorted(asked.stdout.splitlines()) == ["[rank1]: rank 1 EOF", "rank 0 read 'hello'"]
 
 
 def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
