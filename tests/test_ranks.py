@@ -238,6 +238,28 @@ def test_a_rank_that_ignores_the_cancel_gets_every_rank_restarted(ddp: Workspace
     assert after.returncode == 0 and builds(after) == ["0", "1"], after.stderr
 
 
+OUT_OF_STEP = """\
+import time, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+if dist.get_rank() == 0:
+    pending = dist.all_reduce(torch.ones(1), async_op=True)  # rank 1 never joins it
+print("waiting", flush=True)
+time.sleep(120)
+"""
+
+
+def test_ranks_cancelled_out_of_step_are_restarted(ddp: Workspace) -> None:
+    ddp.write("out_of_step.py", OUT_OF_STEP)
+    with following(ddp, "--nproc-per-node", "2", "out_of_step.py") as run:
+        wait_until(lambda: run.stdout.count("waiting") == 2, run.stderr, timeout=120)
+        run.proc.send_signal(signal.SIGINT)
+        assert run.finish() == 130
+    said = "the ranks stopped out of step (collectives so far: rank 0 1, rank 1 0)"
+    assert said in run.stderr and "restarted the rank workers" in run.stderr
+    after = hotswap_run(ddp, 2)
+    assert after.returncode == 0 and len(losses(after)) == 6, after.stderr
+
+
 def test_a_rank_that_raises_or_exits_fails_the_run_and_the_next_run_works(
     ddp: Workspace,
 ) -> None:
