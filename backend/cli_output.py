@@ -74,8 +74,9 @@ def format_status(status: dict[str, Any]) -> str:
             if "run_peak_rss" in mem and "rss_beyond_warm" in mem
             else ""
         )
+        rank = f" (rank {w['index']} of {w['ranks']})" if "ranks" in w else ""
         lines.append(
-            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
+            f"worker {w['index']}{rank}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
             f"{cuda}{last}"
         )
         for e in w["warm"]:

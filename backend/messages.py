@@ -98,6 +98,7 @@ RECORDS: dict[str, dict[str, Field]] = {
         "memory": _f(dict, record="memory"),
         "run_id": _f(str, _NONE),
         "debug": _f(dict, _NONE, record="debug_endpoint"),
+        "ranks": _opt(int),  # a rank worker: the world size (its index is its rank)
     },
     "status_run": {
         "run_id": _f(str),

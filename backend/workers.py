@@ -327,7 +327,8 @@ class Workers:
         self.restart_at.clear()
 
     def describe(self) -> list[dict[str, Any]]:
-        return [_describe(w) for w in self]
+        ranks = {"ranks": self.group.nproc} if self.group.nproc else {}
+        return [{**_describe(w), **ranks} for w in self]
 
 
 def _describe(worker: WorkerProcess) -> dict[str, Any]:

@@ -183,6 +183,8 @@ def test_three_ranks_then_another_world_size(ddp: Workspace) -> None:
     assert two.returncode == 0 and builds(two) == ["0", "1"], two.stderr
     assert losses(two) == torchrun(ddp, 2)
     assert sorted(rank_workers(ddp)) == [0, 1]
+    assert [w["ranks"] for w in ddp.status()["workers"]] == [2, 2]
+    assert "worker 1 (rank 1 of 2)  pid" in ddp.hotswap("status").stdout
 
 
 def test_cancel_stops_every_rank_and_asking_another_group_restarts_them(ddp: Workspace) -> None:

@@ -295,6 +295,7 @@ export const RECORDS = {
     memory: { types: ["dict"], required: true, record: "memory", items: null },
     run_id: { types: ["str", "none"], required: true, record: null, items: null },
     debug: { types: ["dict", "none"], required: true, record: "debug_endpoint", items: null },
+    ranks: { types: ["int"], required: false, record: null, items: null },
   },
   status_run: {
     run_id: { types: ["str"], required: true, record: null, items: null },
