@@ -75,10 +75,7 @@ class Daemon:
         self.clients: set[bytes] = set()
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
         self.runs = RunQueue(self.send, config.cancel_timeout)
-        spec = WorkerSpec(
-            "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
-        )
-        spec.nproc = config.nproc_per_node
+        spec = WorkerSpec.of(config, workspace, self.key, self.send_worker)
         self.workers = Workers(spec, self.runs, self.send, self.broadcast, config.workers)
         self.started = time.time()
         self.stopping, self.stop_deadline, self.records_saved = False, 0.0, 0.0

@@ -22,6 +22,7 @@ from .protocol import STREAMS, make_message
 
 if TYPE_CHECKING:
     from .runs import Run
+    from .workspace import Config
 
 READ_CHUNK = 1 << 16
 
@@ -147,6 +148,18 @@ class WorkerSpec:
     debug_at_start: bool
     link: Callable[[bytes, dict[str, Any]], None]
     nproc: int | None = None  # [tool.hotswap] nproc_per_node: rank workers from the start
+
+    @classmethod
+    def of(
+        cls,
+        config: Config,
+        workspace: Path,
+        key: str,
+        link: Callable[[bytes, dict[str, Any]], None],
+    ) -> WorkerSpec:
+        """The spec ``[tool.hotswap]`` gives; the address is filled in once bound."""
+        prewarm, debug_at_start = config.prewarm, config.debug_listen_at_start
+        return cls("", key, workspace, prewarm, debug_at_start, link, config.nproc_per_node)
 
 
 def spawn_worker(
