@@ -104,6 +104,7 @@ bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/warm.py
 	$(PY) bench/metrics.py
+	$(PY) bench/ranks.py
 
 # 1,000 consecutive runs, 20 clients at once, 100 quick saves: no failure, memory drift reported.
 load: venv

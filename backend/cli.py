@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_metrics import add_commands as add_metrics_commands
-from .cli_output import SyncReport, err, footer_lines, format_status
+from .cli_output import RANK_OUTPUT, SyncReport, err, footer_lines, format_status
 from .cli_serve import cmd_keys, cmd_serve
 from .client import (
     DaemonClient,
@@ -136,9 +136,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str, verbose: bool) -> int | None
     if msg["type"] == "run_notice" and verbose:
         err(body["text"])
     elif msg["type"] == "stream":
-        out = sys.stdout.buffer if body["stream"] == "stdout" else sys.stderr.buffer
-        out.write(body["data"])
-        out.flush()
+        RANK_OUTPUT.write(body["stream"], body["data"], body.get("rank"))
     elif msg["type"] == "debug_ready":
         mapped = "".join(
             f" (your {m['localRoot']} is {m['remoteRoot']} there)" for m in body["path_mappings"]
@@ -150,6 +148,7 @@ def _on_run_event(msg: dict[str, Any], run_id: str, verbose: bool) -> int | None
         )
         err(f"debugger listening on {body['host']}:{body['port']}{mapped}{waiting}")
     elif msg["type"] == "run_finished":
+        RANK_OUTPUT.flush()
         if body["reason"] == "resync":
             raise RunRefused(body["message"])
         if body["message"]:
@@ -186,6 +185,8 @@ def run_request(ns: argparse.Namespace) -> dict[str, Any]:
         "debug": ns.debug,
         "wait": not ns.no_wait,
         "just_my_code": not ns.all_code,
+        **({"nproc_per_node": ns.nproc_per_node} if ns.nproc_per_node is not None else {}),
+        "debug_rank": ns.debug_rank,
     }
 
 
@@ -307,6 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--all-code", action="store_true", help="with --debug: step into library code too"
+    )
+    run.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="run on N rank workers, as torchrun --nproc-per-node N (their process group stays "
+        "warm); 0: plain python (default: [tool.hotswap] nproc_per_node, else plain)",
+    )
+    run.add_argument(
+        "--debug-rank", type=int, default=0, metavar="K", help="with --debug: the rank to debug"
     )
     run.add_argument(
         "--no-auto-warm",

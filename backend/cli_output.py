@@ -105,8 +105,9 @@ def format_status(status: dict[str, Any]) -> str:
             if "run_peak_rss" in mem and "rss_beyond_warm" in mem
             else ""
         )
+        rank = f" (rank {w['index']} of {w['ranks']})" if "ranks" in w else ""
         lines.append(
-            f"worker {w['index']}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
+            f"worker {w['index']}{rank}  pid {w['pid']}  {w['state']}  rss {_size(mem['rss'])}"
             f"{cuda}{last}"
         )
         for e in w["warm"]:
@@ -128,3 +129,37 @@ def format_status(status: dict[str, Any]) -> str:
         )
         lines.append(f"  {when}  {r['entry']}  {result}  (hotswap logs {r['run_id']})")
     return "\n".join(lines)
+
+
+class RankOutput:
+    """A run's output as torchrun --tee shows it: rank 0 as it comes, every other rank's lines
+    prefixed ``[rankK]: ``, each rank line-buffered so a prefix always starts a line."""
+
+    def __init__(self) -> None:
+        self.partial: dict[tuple[int, str], bytes] = {}
+
+    def write(self, stream: str, data: bytes, rank: int | None) -> None:
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        if not rank:
+            out.write(data)
+        else:
+            text = self.partial.pop((rank, stream), b"") + data
+            *lines, rest = text.split(b"\n")
+            out.write(b"".join(_prefixed(rank, line) for line in lines))
+            if rest:
+                self.partial[(rank, stream)] = rest
+        out.flush()
+
+    def flush(self) -> None:
+        """At the run's end: the last lines of ranks that wrote no final newline."""
+        for rank, stream in sorted(self.partial):
+            self.write(stream, b"\n", rank)
+
+
+def _prefixed(rank: int, line: bytes) -> bytes:
+    """torch's own excepthook already prefixes a rank's traceback lines: not twice."""
+    prefix = b"[rank%d]: " % rank
+    return (line if line.startswith(prefix) else prefix + line) + b"\n"
+
+
+RANK_OUTPUT = RankOutput()  # one run per `hotswap run`

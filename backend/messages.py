@@ -116,6 +116,7 @@ RECORDS: dict[str, dict[str, Field]] = {
         "memory": _f(dict, record="memory"),
         "run_id": _f(str, _NONE),
         "debug": _f(dict, _NONE, record="debug_endpoint"),
+        "ranks": _opt(int),  # a rank worker: the world size (its index is its rank)
     },
     "status_run": {
         "run_id": _f(str),
@@ -203,6 +204,10 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         wait=_opt(bool),
         just_my_code=_opt(bool),
         entry_kind=_opt(str),  # "path" (default), "module" (-m), "code" (-c)
+        # rank workers, as torchrun's --nproc-per-node; 0 = one plain worker; absent = the
+        # workspace's [tool.hotswap] nproc_per_node (plain if unset)
+        nproc_per_node=_opt(int, _NONE),
+        debug_rank=_opt(int),  # with debug: the rank that runs under debugpy (default 0)
     ),
     "manifest": _spec("request", root=_f(str)),
     "sync": _spec(
@@ -280,8 +285,16 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         path_mappings=_items("path_mapping"),
         cwd=_opt(str),  # the run's cwd, in the daemon's terms (map it with path_mappings)
         entry_kind=_opt(str),
+        ranks=_opt(int),  # a run on rank workers: their number (the world size)
     ),
-    "stream": _spec("event", run_id=_f(str), stream=_f(str), seq=_f(int), data=_f(bytes)),
+    "stream": _spec(
+        "event",
+        run_id=_f(str),
+        stream=_f(str),
+        seq=_f(int),
+        data=_f(bytes),
+        rank=_opt(int),  # a run on rank workers: the rank that wrote it
+    ),
     "run_finished": _spec(
         "event",
         run_id=_f(str),
@@ -359,6 +372,7 @@ MESSAGE_TYPES: dict[str, MessageSpec] = {
         restart=_opt(str, _NONE),
         memory=_opt_record("memory"),
         survivors=_opt_items("survivor"),
+        collectives=_opt(int, _NONE),  # a rank's collectives on its warm process group so far
     ),
     "exec_notice": MessageSpec(
         "from_worker", {"run_id": _f(str), "kind": _f(str), "text": _f(str)}

@@ -26,6 +26,7 @@ from .protocol import (
     make_message,
     new_id,
 )
+from .ranks import check_nproc
 from .run_logs import RunLogs
 
 log = logging.getLogger("hotswap.daemon")
@@ -72,24 +73,31 @@ class Run:
     queued: bool
     requested: float = field(default_factory=time.time)
     state: str = "pending"  # pending → running → finished
-    workers: list[WorkerHandle] = field(default_factory=list)  # one today; one per rank later
+    workers: list[WorkerHandle] = field(default_factory=list)  # one, or one per rank
     started: float | None = None
     seq: int = 0
     cancel_deadline: float | None = None
     stdin: list[tuple[bytes, bool]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     announced: bool = False  # run_started has been sent
-    early_output: list[tuple[str, bytes]] = field(default_factory=list)
+    early_output: list[tuple[str, bytes, int | None]] = field(default_factory=list)
     orphaned: bool = False  # its client vanished: it goes on, its events reach nobody
     waiting_stdin: bool = False  # the script blocks reading its stdin (the worker says)
     cancel_note: str = ""  # why it was interrupted, when its run_finished should say so
-    stderr_map: StreamMapper | None = None  # mirror paths on stderr shown as the client's
-    held_since: float = 0.0  # when stderr_map began holding back the start of a root
+    mirror: tuple[str, str] | None = None  # (mirror root, client root): mapped back on stderr
+    stderr_maps: dict[int | None, StreamMapper] = field(default_factory=dict)  # one per rank
+    held_since: float = 0.0  # when a stderr map began holding back the start of a root
+    nproc: int | None = None  # ranks asked for (None: the workspace's; 0: plain)
+    debug_rank: int = 0
+    rank_done: dict[int, dict[str, Any]] = field(default_factory=dict)  # rank → exec_done body
+    failed_rank: int | None = None
 
     def __post_init__(self) -> None:
+        self.nproc = self.body.pop("nproc_per_node", None)
+        self.debug_rank = self.body.pop("debug_rank", 0)
         path_map = self.body.get("path_map")
         if path_map:
-            self.stderr_map = StreamMapper((path_map[0], path_map[1]))
+            self.mirror = (path_map[0], path_map[1])
 
     @property
     def worker(self) -> WorkerHandle | None:
@@ -172,15 +180,17 @@ class RunQueue:
         for run in [r for r in (*waiting, *running) if r is not newer]:
             self.cancel(run, "superseded", f"replaced by run {newer.run_id}")
 
-    def cancel(self, run: Run, reason: str, message: str) -> None:
-        """Drop a waiting run (finished with ``reason``), or interrupt a running one."""
+    def cancel(self, run: Run, reason: str, message: str, skip: set[int] | None = None) -> None:
+        """Drop a waiting run (finished with ``reason``), or interrupt a running one (on every
+        worker but those indexed in ``skip``)."""
         if run.state == "pending":
             self.pending.remove(run)
             self.finish(run, INTERRUPTED_EXIT, reason, message)
         elif run.state == "running" and run.cancel_deadline is None and run.workers:
             run.cancel_deadline = time.time() + self.cancel_timeout
             for worker in run.workers:
-                worker.send("interrupt", {"run_id": run.run_id})
+                if worker.index not in (skip or ()):
+                    worker.send("interrupt", {"run_id": run.run_id})
 
     def cancel_all(self, message: str, client: bytes | None = None) -> list[Run]:
         """Cancel every active run (of ``client``, if given); return them."""
@@ -243,14 +253,18 @@ class RunQueue:
                 run.cancel_deadline = None
                 yield run
 
-    def start_next(self, worker: WorkerHandle) -> Run | None:
-        """Give the next waiting run to an idle ``worker`` and send it the exec."""
+    def start_next(
+        self, workers: list[WorkerHandle], exec_body: Callable[[Run, WorkerHandle], dict[str, Any]]
+    ) -> Run | None:
+        """Give the next waiting run to idle ``workers`` (one, or every rank) and send each
+        its exec."""
         run = self._next_runnable()
         if run is None:
             return None
-        run.state, run.workers, run.started = "running", [worker], time.time()
-        worker.current_run = run
-        worker.send("exec", {"run_id": run.run_id, **run.body})
+        run.state, run.workers, run.started = "running", list(workers), time.time()
+        for worker in workers:
+            worker.current_run = run
+            worker.send("exec", exec_body(run, worker))
         for data, eof in run.stdin:
             self._feed(run, data, eof)
         run.stdin.clear()
@@ -259,7 +273,8 @@ class RunQueue:
     def _next_runnable(self) -> Run | None:
         """The next waiting run, its workspace put in the state it named; a run whose state
         is gone ends with ``resync`` (its client syncs and submits it again)."""
-        while self.pending:
+        layout = self.pending[0].nproc if self.pending else None
+        while self.pending and self.pending[0].nproc == layout:  # the layout made for the head
             run = self.pending.popleft()
             refused = self.states.prepare(run.run_id) if self.states is not None else None
             if refused is None:
@@ -283,7 +298,7 @@ class RunQueue:
 
     # -- a run's events, in order: run_started, stream..., run_finished --------------------
 
-    def announce(self, run: Run, warm_keys: list[str]) -> None:
+    def announce(self, run: Run, warm_keys: list[str], ranks: int | None = None) -> None:
         worker = run.workers[0]
         self._event(
             run,
@@ -297,35 +312,40 @@ class RunQueue:
                 "path_mappings": run.path_mappings,
                 "cwd": run.body["cwd"],
                 "entry_kind": run.body["entry_kind"],
+                **({"ranks": ranks} if ranks else {}),
             },
         )
         self._flush_early_output(run)
 
-    def output(self, run: Run, stream: str, data: bytes) -> None:
+    def output(self, run: Run, stream: str, data: bytes, rank: int | None = None) -> None:
         if not run.announced:
             # exec_started comes over the worker's socket, its output over pipes: the script
             # may print before the daemon hears that it started. Keep run_started first.
-            run.early_output.append((stream, data))
+            run.early_output.append((stream, data, rank))
             return
-        if stream == "stderr" and run.stderr_map is not None:
-            data = run.stderr_map.feed(data)
+        if stream == "stderr" and run.mirror is not None:
+            data = run.stderr_maps.setdefault(rank, StreamMapper(run.mirror)).feed(data)
             run.held_since = time.monotonic()
         if data:
-            self._stream(run, stream, data)
+            self._stream(run, stream, data, rank)
 
-    def _stream(self, run: Run, stream: str, data: bytes) -> None:
+    def _stream(self, run: Run, stream: str, data: bytes, rank: int | None = None) -> None:
         run.seq += 1
         self.logs.add(run.run_id, stream, data)
         body = {"run_id": run.run_id, "stream": stream, "seq": run.seq, "data": data}
-        self._event(run, "stream", body)
+        self._event(run, "stream", body if rank is None else {**body, "rank": rank})
 
     def flush_held(self, now: float, after: float = 0.05) -> None:
         """Send stderr bytes held back as the possible start of a mirror path once no more
         output came for ``after`` seconds (a prompt must not wait for the next write)."""
         for run in self.active():
-            mapper = run.stderr_map
-            if mapper is not None and mapper.held and now - run.held_since > after:
-                self._stream(run, "stderr", mapper.flush())
+            if now - run.held_since > after:
+                self._flush_maps(run)
+
+    def _flush_maps(self, run: Run) -> None:
+        for rank, mapper in run.stderr_maps.items():
+            if mapper.held:
+                self._stream(run, "stderr", mapper.flush(), rank)
 
     def notice(self, run: Run, kind: str, text: str) -> None:
         """What hotswap did for the run (a warm object followed an edit, was rebuilt, served
@@ -339,8 +359,8 @@ class RunQueue:
 
     def _flush_early_output(self, run: Run) -> None:
         run.announced = True
-        for stream, data in run.early_output:
-            self.output(run, stream, data)
+        for stream, data, rank in run.early_output:
+            self.output(run, stream, data, rank)
         run.early_output.clear()
 
     def finish(
@@ -357,8 +377,7 @@ class RunQueue:
     ) -> None:
         assert reason in RUN_FINISHED_REASONS, reason
         self._flush_early_output(run)  # a worker that died before exec_started still said things
-        if run.stderr_map is not None and run.stderr_map.held:
-            self._stream(run, "stderr", run.stderr_map.flush())
+        self._flush_maps(run)
         run.state = "finished"
         duration = time.time() - (run.started or run.requested)
         run.summary = {"exit_code": exit_code, "reason": reason, "duration": round(duration, 4)}
@@ -431,10 +450,13 @@ def exec_body(
         "debug_timeout": debug_timeout,
         "just_my_code": request.get("just_my_code", True),
         "entry_kind": request.get("entry_kind", "path"),
+        "nproc_per_node": request.get("nproc_per_node"),
+        "debug_rank": request.get("debug_rank", 0),
     }
     if path_map is not None:
         fields = map_run_into_mirror(fields, path_map)
     _check_exec_body(fields)
+    check_nproc(fields["nproc_per_node"], fields["debug_rank"])
     return fields
 
 

@@ -76,9 +76,7 @@ class Daemon:
         self.rejects, self.log_rotation = RejectLog(log), LogRotation(workspace)
         self.history = RunHistory(state_dir(workspace) / "runs", config.keep_runs)
         self.runs = RunQueue(self.send, config.cancel_timeout, self.history, states=self.syncer)
-        spec = WorkerSpec(
-            "", self.key, workspace, config.prewarm, config.debug_listen_at_start, self.send_worker
-        )
+        spec = WorkerSpec.of(config, workspace, self.key, self.send_worker)
         self.workers = Workers(spec, self.runs, self.send, self.broadcast, config.workers)
         self.started = time.time()
         self.stopping, self.stop_deadline, self.records_saved = False, 0.0, 0.0

@@ -22,6 +22,7 @@ from .protocol import STREAMS, make_message
 
 if TYPE_CHECKING:
     from .runs import Run
+    from .workspace import Config
 
 READ_CHUNK = 1 << 16
 
@@ -146,10 +147,26 @@ class WorkerSpec:
     prewarm: Path | None
     debug_at_start: bool
     link: Callable[[bytes, dict[str, Any]], None]
+    nproc: int | None = None  # [tool.hotswap] nproc_per_node: rank workers from the start
+
+    @classmethod
+    def of(
+        cls,
+        config: Config,
+        workspace: Path,
+        key: str,
+        link: Callable[[bytes, dict[str, Any]], None],
+    ) -> WorkerSpec:
+        """The spec ``[tool.hotswap]`` gives; the address is filled in once bound."""
+        prewarm, debug_at_start = config.prewarm, config.debug_listen_at_start
+        return cls("", key, workspace, prewarm, debug_at_start, link, config.nproc_per_node)
 
 
-def spawn_worker(index: int, spec: WorkerSpec, log: Any) -> WorkerProcess:
-    """Start ``python -m hotswap.runner`` connected back to the daemon at ``address``."""
+def spawn_worker(
+    index: int, spec: WorkerSpec, log: Any, rank_env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """Start ``python -m hotswap.runner`` connected back to the daemon at ``address``; with
+    ``rank_env`` (torchrun's variables for this rank) as a rank worker."""
     argv = [
         sys.executable,
         "-X",
@@ -169,7 +186,9 @@ def spawn_worker(index: int, spec: WorkerSpec, log: Any) -> WorkerProcess:
         argv += ["--prewarm", str(spec.prewarm)]
     if spec.debug_at_start:
         argv.append("--debug-listen")
-    env = dict(os.environ, HOTSWAP_WORKER_KEY=spec.key)
+    if rank_env:
+        argv.append("--rank-worker")
+    env = dict(os.environ, **(rank_env or {}), HOTSWAP_WORKER_KEY=spec.key)
     env.pop("PYTHONSTARTUP", None)
     proc = subprocess.Popen(
         argv,

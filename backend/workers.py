@@ -1,8 +1,8 @@
 """The daemon's set of runner workers: their messages, output, deaths and restarts.
 
-Workers are keyed by index; a run holds a list of them so that one run can later span several
-(one per GPU rank). Runs are reached through the RunQueue it is given, clients through the
-``send`` and ``broadcast`` functions; it never sees a socket.
+Workers are keyed by index; a run holds a list of them: one, or every rank (ranks.py owns the
+rank layout; a worker's index is its rank). Runs are reached through the RunQueue it is given,
+clients through the ``send`` and ``broadcast`` functions; it never sees a socket.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .orphans import record_workers
 from .protocol import INTERRUPTED_EXIT, make_message
+from .ranks import RankGroup
 from .worker_process import WorkerProcess, WorkerSpec, describe_death, exit_code_of, spawn_worker
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Workers:
         self.restart_at: dict[int, tuple[float, str, list[str]]] = {}  # when, why, warm lost
         self.fast_deaths: dict[int, int] = {}
         self.stopping = False
+        self.group = RankGroup(spec.nproc)  # plain workers, or rank workers of one world size
         self.handlers: dict[str, Callable[[WorkerProcess, dict[str, Any]], None]] = {
             "exec_started": self.on_exec_started,
             "exec_done": self.on_exec_done,
@@ -59,11 +61,11 @@ class Workers:
         return bool(self.by_index)
 
     def start(self) -> None:
-        for index in range(self.count):
+        for index in range(self.group.nproc or self.count):
             self.spawn(index)
 
     def spawn(self, index: int) -> WorkerProcess:
-        worker = spawn_worker(index, self.spec, log)
+        worker = spawn_worker(index, self.spec, log, self.group.process_env(index))
         self.by_index[index] = worker
         self.record()
         return worker
@@ -75,13 +77,22 @@ class Workers:
     # -- scheduling -----------------------------------------------------------------------
 
     def schedule(self) -> None:
-        """Give waiting runs to idle workers."""
+        """Give waiting runs to idle workers; first make the layout the next run asks for."""
+        run = self.runs.pending[0] if self.runs.pending else None
+        nproc = self.group.wanted(run, self.spec.nproc) if run is not None else self.group.nproc
+        if nproc != self.group.nproc:
+            if run is not None and not self.stopping and not any(w.current_run for w in self):
+                self.group.relayout_for(self, run, nproc)
+            return
+        if self.group.nproc:
+            self.group.schedule(self)
+            return
         for worker in self:
             busy = worker.current_run is not None or worker.pending_shutdown
             idle = worker.ready and not busy and not worker.pending_restart
             if not idle or worker.kill_requested is not None or self._replace_for_debug(worker):
                 continue
-            if self.runs.start_next(worker) is None:
+            if self.runs.start_next([worker], self.group.exec_body) is None:
                 return
 
     def _replace_for_debug(self, worker: WorkerProcess) -> bool:
@@ -128,11 +139,14 @@ class Workers:
 
     def on_exec_started(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         run = self._run_of(worker, body["run_id"])
-        if run is not None:
-            self.runs.announce(run, body["warm_keys"])
+        if run is not None and not run.announced:  # the first rank to start announces
+            self.runs.announce(run, body["warm_keys"], self.group.nproc)
 
     def on_exec_done(self, worker: WorkerProcess, body: dict[str, Any]) -> None:
         self.drain_output(worker)
+        if self.group.nproc:
+            self.group.on_exec_done(self, worker, body)
+            return
         run = self._run_of(worker, body["run_id"])
         if run is None:
             return
@@ -219,7 +233,8 @@ class Workers:
             text = data.decode(errors="replace").rstrip()
             log.info("worker %d %s: %s", worker.index, stream, text)
         else:
-            self.runs.output(worker.current_run, stream, data)
+            rank = worker.index if self.group.nproc else None
+            self.runs.output(worker.current_run, stream, data, rank)
 
     # -- deaths and restarts --------------------------------------------------------------
 
@@ -229,8 +244,14 @@ class Workers:
                 self.on_exit(worker)
 
     def on_exit(self, worker: WorkerProcess) -> None:
+        if self.by_index.get(worker.index) is not worker:
+            return  # already replaced with its whole rank group
         returncode = worker.proc.wait()
         self.drain_output(worker)
+        if self.group.nproc and not self.stopping and self.group.used:
+            death = worker.kill_requested or describe_death(returncode)
+            self.group.on_death(self, worker, death, exit_code_of(returncode))
+            return
         worker.close()
         del self.by_index[worker.index]
         self.record()
@@ -322,7 +343,8 @@ class Workers:
         self.restart_at.clear()
 
     def describe(self) -> list[dict[str, Any]]:
-        return [_describe(w) for w in self]
+        ranks = {"ranks": self.group.nproc} if self.group.nproc else {}
+        return [{**_describe(w), **ranks} for w in self]
 
 
 def _describe(worker: WorkerProcess) -> dict[str, Any]:

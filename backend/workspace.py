@@ -161,6 +161,7 @@ class Config:
         self.prewarm: Path | None = None
         self.cancel_timeout = 5.0
         self.workers = 1
+        self.nproc_per_node: int | None = None  # rank workers for runs that name none
         self.max_file_bytes = DEFAULT_MAX_FILE_BYTES
         self.debug_timeout = 60.0
         self.debug_listen_at_start = False
@@ -192,6 +193,7 @@ class Config:
             "prewarm",
             "cancel_timeout",
             "workers",
+            "nproc_per_node",
             "max_file_mb",
             "debug_timeout",
             "debug_listen_at_start",
@@ -243,4 +245,12 @@ class Config:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{source}: [tool.hotswap] workers must be an integer >= 1")
             config.workers = value
+        if "nproc_per_node" in table:
+            value = table["nproc_per_node"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"{source}: [tool.hotswap] nproc_per_node must be an integer >= 1 "
+                    "(the number of ranks, as torchrun's --nproc-per-node)"
+                )
+            config.nproc_per_node = value
         return config

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 BACKEND = Path(__file__).resolve().parent.parent / "backend"
-ROOMS = ["runs", "workers", "worker_process", "sync_daemon", "paths", "messages"]
+ROOMS = ["runs", "workers", "ranks", "worker_process", "sync_daemon", "paths", "messages"]
 
 
 def runtime_imports(path: Path) -> set[str]:
@@ -47,6 +47,7 @@ def test_rooms_never_import_the_server(room: str) -> None:
 
 def test_runs_know_no_worker_processes() -> None:
     assert not {"workers", "worker_process", "server"} & runtime_imports(BACKEND / "runs.py")
+    assert not {"workers", "worker_process", "server"} & runtime_imports(BACKEND / "ranks.py")
 
 
 @pytest.mark.parametrize("path", sorted((BACKEND / "runner").glob("*.py")), ids=lambda p: p.name)

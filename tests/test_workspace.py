@@ -216,6 +216,19 @@ def test_bad_workers_names_the_file_and_key(tmp_path: Path, value: str) -> None:
     assert str(path) in str(info.value)
 
 
+def test_nproc_per_node_is_read(tmp_path: Path) -> None:
+    write_pyproject(tmp_path, "nproc_per_node = 4\n")
+    assert Config.load(tmp_path).nproc_per_node == 4
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "true", '"2"'])
+def test_bad_nproc_per_node_names_the_file_and_key(tmp_path: Path, value: str) -> None:
+    path = write_pyproject(tmp_path, f"nproc_per_node = {value}\n")
+    with pytest.raises(ValueError, match="nproc_per_node must be an integer >= 1") as info:
+        Config.load(tmp_path)
+    assert str(path) in str(info.value)
+
+
 def test_prewarm_that_is_not_a_string_is_rejected(tmp_path: Path) -> None:
     path = write_pyproject(tmp_path, "prewarm = 3\n")
     with pytest.raises(ValueError, match="prewarm") as info:

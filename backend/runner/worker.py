@@ -19,6 +19,7 @@ from ..warm import WarmCache, install
 from . import run_memory
 from .auto_warm import end_run as end_auto_warm_run
 from .debug import DebuggerTimeout, ensure_listening, wait_for_debugger
+from .distributed import WarmGroup, collectives, use_local_device
 from .execute import (
     PREWARM_MODULE,
     RunOutcome,
@@ -46,8 +47,8 @@ def memory_report() -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, link: WorkerLink) -> None:
-        self.link = link
+    def __init__(self, link: WorkerLink, group: WarmGroup | None = None) -> None:
+        self.link, self.group = link, group  # group: a rank worker's warm process group
         self.cache = WarmCache(on_change=self.warm_changed)
         self.last_run: dict[str, int] = {}  # run_memory.after_run's figures
         self.metrics = MetricsBuffer(link.send)
@@ -106,6 +107,8 @@ class Worker:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             refused = self.attach_debugger(request, job) if request.debug else None
             outcome = refused or execute(request)
+            if self.group is not None:
+                outcome.restart = outcome.restart or self.group.after_run()
         except Exception:  # a bug of ours, not the script's: say so, and start afresh
             print("hotswap: internal error in the runner (please report):", file=sys.stderr)
             traceback.print_exc()
@@ -127,6 +130,7 @@ class Worker:
                     "restart": _restart_reason(outcome),
                     "memory": memory,
                     "survivors": survivors,
+                    **({"collectives": collectives()} if self.group else {}),
                 },
             )
             if collector.full_due:  # after exec_done: the run's end does not wait for it
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prewarm")
     parser.add_argument("--debug-listen", action="store_true")
     parser.add_argument("--daemon-pid", type=int, default=0)
+    parser.add_argument("--rank-worker", action="store_true")
     args = parser.parse_args(argv)
     key = os.environ.pop("HOTSWAP_WORKER_KEY", "")
     if not key:
@@ -264,10 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(ValueError):  # `-m` put the daemon's cwd first; runs set their own
         sys.path.remove(os.getcwd())
+    group = WarmGroup() if args.rank_worker else None
+    if group is not None:  # torch, patched, is part of the pristine process
+        group.install()
+        use_local_device()
     isolate_runs(args.workspace)  # before any run or prewarm: the pristine process
     adopt_orphans()
     link = WorkerLink(args.connect, key, args.worker_id, args.daemon_pid)
-    worker = Worker(link)
+    worker = Worker(link, group)
     install(worker.cache, worker.notice)
     metrics.install(worker.metrics.add)
     link.start()

@@ -49,6 +49,10 @@ export interface RunBody {
   just_my_code?: boolean;
   /** What `entry` names: a script (the default), a module (`python -m`) or code (`python -c`). */
   entry_kind?: "path" | "module" | "code";
+  /** Rank workers, as torchrun's --nproc-per-node; 0: plain; absent: the workspace's. */
+  nproc_per_node?: number | null;
+  /** With debug: the rank that runs under debugpy (default 0). */
+  debug_rank?: number;
 }
 
 export interface ManifestBody {
@@ -176,6 +180,8 @@ export interface RunStartedBody {
   /** The run's cwd in the daemon's terms, so a subscriber knows which file it runs. */
   cwd?: string;
   entry_kind?: "path" | "module" | "code";
+  /** A run on rank workers: their number (the world size). */
+  ranks?: number;
 }
 
 export interface StreamBody {
@@ -183,6 +189,8 @@ export interface StreamBody {
   stream: "stdout" | "stderr";
   seq: number;
   data: Uint8Array;
+  /** A run on rank workers: the rank that wrote it. */
+  rank?: number;
 }
 
 export interface RunFinishedBody {

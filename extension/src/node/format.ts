@@ -145,26 +145,56 @@ function quoteArg(arg: string): string {
 
 /**
  * A run's stdout and stderr as terminal text: UTF-8 decoded across chunk boundaries (a
- * character may be split between two stream events) and "\n" turned into "\r\n".
+ * character may be split between two stream events) and "\n" turned into "\r\n". On rank
+ * workers, as torchrun --tee and `hotswap run` show them: rank 0 as it comes, every other
+ * rank's lines prefixed `[rankK]: ` and held until their newline, so a prefix starts a line.
  */
 export class TerminalText {
   private readonly decoders = new Map<string, TextDecoder>();
+  private readonly partial = new Map<string, string>();
 
-  write(stream: string, data: Uint8Array): string {
-    let decoder = this.decoders.get(stream);
+  /** `showRank`: the only rank shown (-1 or undefined: every rank). */
+  constructor(private readonly showRank = -1) {}
+
+  write(stream: string, data: Uint8Array, rank?: number): string {
+    if (rank !== undefined && this.showRank >= 0 && rank !== this.showRank) {
+      return "";
+    }
+    const key = `${stream}:${rank ?? 0}`;
+    let decoder = this.decoders.get(key);
     if (decoder === undefined) {
       decoder = new TextDecoder("utf-8");
-      this.decoders.set(stream, decoder);
+      this.decoders.set(key, decoder);
     }
-    return toTerminal(decoder.decode(data, { stream: true }));
+    const text = decoder.decode(data, { stream: true });
+    return toTerminal(rank ? this.prefixed(key, rank, text) : text);
   }
 
-  /** What is left in the decoders at the end of a run. */
+  private prefixed(key: string, rank: number, text: string): string {
+    const lines = ((this.partial.get(key) ?? "") + text).split("\n");
+    const rest = lines.pop() ?? "";
+    if (rest) {
+      this.partial.set(key, rest);
+    } else {
+      this.partial.delete(key);
+    }
+    return lines.map((line) => rankLine(rank, line) + "\n").join("");
+  }
+
+  /** What is left in the decoders (and ranks' unfinished lines) at the end of a run. */
   flush(): string {
     const rest = [...this.decoders.values()].map((d) => d.decode()).join("");
+    const lines = [...this.partial].map(([key, line]) => rankLine(Number(key.split(":")[1]), line) + "\n");
     this.decoders.clear();
-    return toTerminal(rest);
+    this.partial.clear();
+    return toTerminal(rest + lines.join(""));
   }
+}
+
+/** torch's own excepthook already prefixes a rank's traceback lines: not twice. */
+function rankLine(rank: number, line: string): string {
+  const prefix = `[rank${rank}]: `;
+  return line.startsWith(prefix) ? line : prefix + line;
 }
 
 export function toTerminal(text: string): string {

@@ -18,6 +18,10 @@ export interface LaunchSpec {
   env: Record<string, string>;
   debug: boolean;
   justMyCode: boolean;
+  /** Rank workers (torchrun's --nproc-per-node); 0: the workspace's [tool.hotswap] choice. */
+  nprocPerNode?: number;
+  /** The one rank whose output the terminal shows; -1 or absent: every rank. */
+  showRank?: number;
 }
 
 // The extension host's own variables describe VS Code's node process, not a terminal.
@@ -47,6 +51,9 @@ export function runRequest(spec: LaunchSpec, state: string | undefined, baseEnv:
     root: spec.root,
     state,
   };
+  if (spec.nprocPerNode) {
+    body.nproc_per_node = spec.nprocPerNode;
+  }
   if (spec.debug) {
     body.debug = true;
     body.wait = true; // breakpoints are set before the script runs

@@ -33,6 +33,8 @@ export const MESSAGE_TYPES = {
       wait: { types: ["bool"], required: false, record: null, items: null },
       just_my_code: { types: ["bool"], required: false, record: null, items: null },
       entry_kind: { types: ["str"], required: false, record: null, items: null },
+      nproc_per_node: { types: ["int", "none"], required: false, record: null, items: null },
+      debug_rank: { types: ["int"], required: false, record: null, items: null },
     },
   },
   manifest: {
@@ -216,6 +218,7 @@ export const MESSAGE_TYPES = {
       path_mappings: { types: ["list"], required: true, record: null, items: "path_mapping" },
       cwd: { types: ["str"], required: false, record: null, items: null },
       entry_kind: { types: ["str"], required: false, record: null, items: null },
+      ranks: { types: ["int"], required: false, record: null, items: null },
     },
   },
   stream: {
@@ -225,6 +228,7 @@ export const MESSAGE_TYPES = {
       stream: { types: ["str"], required: true, record: null, items: null },
       seq: { types: ["int"], required: true, record: null, items: null },
       data: { types: ["bytes"], required: true, record: null, items: null },
+      rank: { types: ["int"], required: false, record: null, items: null },
     },
   },
   run_finished: {
@@ -363,6 +367,7 @@ export const RECORDS = {
     memory: { types: ["dict"], required: true, record: "memory", items: null },
     run_id: { types: ["str", "none"], required: true, record: null, items: null },
     debug: { types: ["dict", "none"], required: true, record: "debug_endpoint", items: null },
+    ranks: { types: ["int"], required: false, record: null, items: null },
   },
   status_run: {
     run_id: { types: ["str"], required: true, record: null, items: null },

@@ -86,6 +86,8 @@ export interface WorkerStatus {
   memory: Memory;
   run_id: string | null;
   debug: DebugEndpoint | null;
+  /** A rank worker: the world size (its index is its rank). */
+  ranks?: number;
 }
 
 export interface RunStatus {

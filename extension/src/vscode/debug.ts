@@ -91,6 +91,7 @@ export class HotSwapDebugging
         cwd: config.cwd,
         env: config.env,
         justMyCode: config.justMyCode,
+        nprocPerNode: config.nprocPerNode,
       };
       const run = await this.runs.start(resolveLaunch(folder?.uri, options, true));
       this.debugRun = run.id;

@@ -18,6 +18,7 @@ export interface LaunchOptions {
   cwd?: string;
   env?: Record<string, string>;
   justMyCode?: boolean;
+  nprocPerNode?: number;
 }
 
 export interface Launch {
@@ -54,6 +55,8 @@ export function resolveLaunch(resource: vscode.Uri | undefined, options: LaunchO
     env: options.env ?? {},
     debug,
     justMyCode: options.justMyCode ?? true,
+    nprocPerNode: options.nprocPerNode ?? settings.nprocPerNode,
+    showRank: settings.showRank,
   };
   return { spec, folder, note: unsavedNote(folder, path.resolve(local, program)) };
 }

@@ -20,7 +20,7 @@ import { HotSwapTerminal } from "./terminal";
 
 /** One run the backend accepted, until its run_finished. */
 export class ActiveRun {
-  readonly text = new TerminalText();
+  readonly text: TerminalText;
   midLine = false;
   readonly finished: Promise<RunFinishedBody>;
   readonly debugReady: Promise<DebugReadyBody>;
@@ -38,6 +38,7 @@ export class ActiveRun {
     /** 2 when sent again because its state was gone when it left the queue (`resync`). */
     readonly attempt = 1,
   ) {
+    this.text = new TerminalText(launch.spec.showRank);
     this.finished = new Promise((resolve) => (this.settle = resolve));
     this.debugReady = new Promise((resolve, reject) => {
       this.ready = resolve;
@@ -250,7 +251,7 @@ export class RunController implements vscode.Disposable {
   }
 
   private output(run: ActiveRun, body: Bodies["stream"]): void {
-    const text = run.text.write(body.stream, body.data);
+    const text = run.text.write(body.stream, body.data, body.rank);
     if (text) {
       run.midLine = !text.endsWith("\n");
       this.terminal.print(text);

@@ -13,6 +13,10 @@ export interface Settings {
   runOnSave: RunOnSave;
   /** A daemon elsewhere: the path of a copy of its connection file (mirror mode). */
   backend: string;
+  /** Rank workers per run (torchrun's --nproc-per-node); 0: the workspace's pyproject says. */
+  nprocPerNode: number;
+  /** Show only this rank's output in the terminal; -1: every rank. */
+  showRank: number;
 }
 
 export function readSettings(scope?: vscode.ConfigurationScope): Settings {
@@ -23,6 +27,8 @@ export function readSettings(scope?: vscode.ConfigurationScope): Settings {
     args: config.get<string[]>("args", []).map(String),
     runOnSave: config.get<string>("runOnSave", "entry") === "off" ? "off" : "entry",
     backend: config.get<string>("backend", "").trim(),
+    nprocPerNode: Math.max(0, Math.floor(config.get<number>("nprocPerNode", 0))),
+    showRank: Math.floor(config.get<number>("showRank", -1)),
   };
 }
 

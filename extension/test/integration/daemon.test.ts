@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { ChildProcess, spawn } from "node:child_process";
 import { BackgroundSync } from "../../src/node/backgroundSync";
 import { DaemonStartError, logTail, startDaemon, waitForConnection, waitForExit } from "../../src/node/daemon";
+import { TerminalText } from "../../src/node/format";
 import { LaunchSpec, attachConfiguration, runRequest } from "../../src/node/launch";
 import { localPath } from "../../src/node/links";
 import { Bodies, DaemonError, EventType, PROTOCOL_VERSION, ProtocolError } from "../../src/node/protocol";
@@ -102,6 +103,7 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
         "sleeper.py": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
         "debugme.py": "x = 41\nx += 1\nprint('debugged', x)\n",
         "logger.py": "import time, hotswap\nfor i in range(12):\n    hotswap.log({'loss': 1 / (i + 1)}, step=i)\n    time.sleep(0.05)\n",
+        "ranks.py": "import os\nprint('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])\n",
         "outputs/ignored.txt": "not synced\n",
       }),
     );
@@ -353,6 +355,24 @@ describe("a real hotswap daemon", { timeout: 240_000 }, () => {
     } finally {
       watcher.close();
     }
+  });
+
+  test("hotswap.nprocPerNode: the run goes to rank workers, its output tagged and shown by rank", async () => {
+    const runId = await start("ranks.py", { nprocPerNode: 2 });
+    const started = await recorder.next(runId, "run_started");
+    assert.equal(started.ranks, 2);
+    const finished = await recorder.next(runId, "run_finished");
+    assert.equal(finished.exit_code, 0, finished.message);
+    // stdout: the script's; stderr also holds the daemon's note that it started rank workers
+    const streams = recorder
+      .of(runId)
+      .filter((e) => e.type === "stream")
+      .map((e) => e.body as Bodies["stream"])
+      .filter((b) => b.stream === "stdout");
+    assert.deepEqual([...new Set(streams.map((b) => b.rank))].sort(), [0, 1]);
+    const text = new TerminalText();
+    const shown = streams.map((b) => text.write(b.stream, b.data, b.rank)).join("") + text.flush();
+    assert.deepEqual(shown.split("\r\n").filter(Boolean).sort(), ["[rank1]: rank 1 of 2", "rank 0 of 2"]);
   });
 
   test("stopping the daemon is seen as a disconnect, and its process exits", async () => {

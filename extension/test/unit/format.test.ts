@@ -92,3 +92,27 @@ test("a launch configuration becomes a debugpy attach to the announced port, wit
   assert.equal("program" in attach, false);
   assert.equal(attach.hotswapRunId, "r1");
 });
+
+test("rank output: rank 0 as it comes, other ranks' lines prefixed at line starts, once", () => {
+  const text = new TerminalText();
+  const bytes = (s: string) => Buffer.from(s, "utf8");
+  assert.equal(text.write("stdout", bytes("step 1"), 0), "step 1");
+  assert.equal(text.write("stdout", bytes("lo"), 1), "");
+  assert.equal(text.write("stdout", bytes("ss 2\nnext"), 1), "[rank1]: loss 2\r\n");
+  assert.equal(text.write("stderr", bytes("[rank2]: ValueError: x\n"), 2), "[rank2]: ValueError: x\r\n");
+  assert.equal(text.write("stdout", bytes(" done\n"), undefined), " done\r\n");
+  assert.equal(text.flush(), "[rank1]: next\r\n");
+});
+
+test("rank output filtered to one rank drops the others", () => {
+  const text = new TerminalText(1);
+  assert.equal(text.write("stdout", Buffer.from("zero\n"), 0), "");
+  assert.equal(text.write("stdout", Buffer.from("one\n"), 1), "[rank1]: one\r\n");
+  assert.equal(text.write("stdout", Buffer.from("plain\n")), "plain\r\n");
+});
+
+test("the run request carries nproc_per_node only when the user chose a number of ranks", () => {
+  const spec = { root: "/w", entry: "/w/t.py", args: [], cwd: "/w", env: {}, debug: false, justMyCode: true };
+  assert.equal(runRequest(spec, "s", {}, "r").nproc_per_node, undefined);
+  assert.equal(runRequest({ ...spec, nprocPerNode: 2 }, "s", {}, "r").nproc_per_node, 2);
+});
