@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import queue
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 from .cli_metrics import add_commands as add_metrics_commands
 from .cli_output import RANK_OUTPUT, SyncReport, err, footer_lines, format_status
 from .cli_serve import cmd_keys, cmd_serve
+from .cli_stdin import StdinForwarder
 from .client import (
     DaemonClient,
     DaemonError,
@@ -30,30 +29,6 @@ from .sync_client import sync_then_run
 from .workspace import WorkspaceMissing, find_workspace, pid_alive
 
 # -- run --------------------------------------------------------------------------------
-
-
-class StdinForwarder:
-    """Reads our stdin in a thread; the main loop sends what it read as ``stdin`` requests."""
-
-    def __init__(self) -> None:
-        self.chunks: queue.Queue[tuple[bytes, bool]] = queue.Queue()
-        self.wake_r, self._wake_w = os.pipe()
-        threading.Thread(target=self._read, name="stdin", daemon=True).start()
-
-    def _read(self) -> None:
-        try:
-            fd = sys.stdin.fileno()
-        except (AttributeError, ValueError, OSError):
-            fd = -1
-        while True:
-            try:
-                data = os.read(fd, 65536) if fd >= 0 else b""
-            except OSError:
-                data = b""
-            self.chunks.put((data, not data))
-            os.write(self._wake_w, b"x")
-            if not data:
-                return
 
 
 class ClientSignal(Exception):

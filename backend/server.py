@@ -36,7 +36,8 @@ from .protocol import (
     reply_to,
 )
 from .run_history import RunHistory
-from .runs import Run, RunQueue, exec_body
+from .run_request import Run, exec_body
+from .runs import RunQueue
 from .session import Session, new_key
 from .sync_daemon import Syncer
 from .worker_process import WorkerSpec

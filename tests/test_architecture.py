@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 BACKEND = Path(__file__).resolve().parent.parent / "backend"
-ROOMS = ["runs", "workers", "ranks", "worker_process", "sync_daemon", "paths", "messages"]
+ROOMS = [
+    "runs",
+    "run_request",
+    "workers",
+    "ranks",
+    "worker_process",
+    "sync_daemon",
+    "paths",
+    "messages",
+]
 
 
 def runtime_imports(path: Path) -> set[str]:
