@@ -13,6 +13,7 @@ const GREEN = "\x1b[32m";
 const YELLOW = "\x1b[33m";
 const CYAN = "\x1b[36m";
 const RESET = "\x1b[0m";
+const DEFAULT_FOREGROUND = "\x1b[39m";
 
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined) {
@@ -107,10 +108,13 @@ function quoteArg(arg: string): string {
 
 /**
  * A run's stdout and stderr as terminal text: UTF-8 decoded across chunk boundaries (a
- * character may be split between two stream events) and "\n" turned into "\r\n".
+ * character may be split between two stream events), "\n" turned into "\r\n", and stderr in
+ * red so it stands apart from stdout (the script's own colours inside it still show).
  */
 export class TerminalText {
   private readonly decoders = new Map<string, TextDecoder>();
+  /** The start of an escape sequence that a chunk of stderr ended in, for its next chunk. */
+  private partialEscape = "";
 
   write(stream: string, data: Uint8Array): string {
     let decoder = this.decoders.get(stream);
@@ -118,14 +122,26 @@ export class TerminalText {
       decoder = new TextDecoder("utf-8");
       this.decoders.set(stream, decoder);
     }
-    return toTerminal(decoder.decode(data, { stream: true }));
+    return this.styled(stream, decoder.decode(data, { stream: true }));
   }
 
   /** What is left in the decoders at the end of a run. */
   flush(): string {
-    const rest = [...this.decoders.values()].map((d) => d.decode()).join("");
+    const rest = [...this.decoders.entries()].map(([stream, d]) => this.styled(stream, d.decode(), true)).join("");
     this.decoders.clear();
-    return toTerminal(rest);
+    return rest;
+  }
+
+  private styled(stream: string, text: string, last = false): string {
+    if (stream !== "stderr") {
+      return toTerminal(text);
+    }
+    let whole = this.partialEscape + text;
+    // Colouring inside a split escape sequence would break it: keep its start for the next chunk.
+    const partial = last ? null : /\x1b(\[[0-9;?]*)?$/.exec(whole);
+    this.partialEscape = partial ? partial[0] : "";
+    whole = partial ? whole.slice(0, partial.index) : whole;
+    return toTerminal(whole).replace(/[^\r\n]+/g, (line) => RED + line + DEFAULT_FOREGROUND);
   }
 }
 

@@ -282,7 +282,133 @@ async function answer(page, kind, body, artifacts) {
     await page.keyboard.press(body.key);
     return {};
   }
+  return ui(page, kind, body);
+}
+
+/** What a user does with the mouse and the keyboard, and what they see (see suite/runner.js). */
+async function ui(page, kind, body) {
+  const target = () => {
+    const all = page.locator(body.selector);
+    return (body.text ? all.filter({ hasText: new RegExp(body.text) }) : all).first();
+  };
+  if (kind === "type") {
+    await page.keyboard.type(body.text, { delay: 20 });
+    return {};
+  }
+  if (kind === "click") {
+    await target().click({ timeout: body.timeout ?? 15000, modifiers: body.modifiers });
+    return {};
+  }
+  if (kind === "see") {
+    // Wait until an element matching selector (and text) is visible; its text as the user sees it.
+    const found = target();
+    await found.waitFor({ state: "visible", timeout: body.timeout ?? 15000 });
+    return { text: await found.innerText() };
+  }
+  if (kind === "texts") {
+    const texts = await page.locator(body.selector).evaluateAll((els) => els.filter((el) => el.offsetParent !== null).map((el) => el.innerText));
+    return { texts };
+  }
+  if (kind === "terminalColours") {
+    return { lines: await page.evaluate(terminalColours, body.texts) };
+  }
+  if (kind === "clickTerminalText") {
+    const where = await page.evaluate(terminalTextBox, body.text);
+    if (!where) {
+      return { error: `${body.text} is not on the terminal's screen` };
+    }
+    // A link in VS Code's terminal opens with Ctrl+click (its tooltip says so); hover first so
+    // the link is detected under the pointer.
+    await page.mouse.move(where.x, where.y);
+    await sleep(700);
+    await page.keyboard.down("Control");
+    await page.mouse.click(where.x, where.y);
+    await page.keyboard.up("Control");
+    return {};
+  }
+  if (kind === "saveToRender") {
+    // The user's Ctrl+S, timed in the page from the key event to the DOM rows of the terminal
+    // showing `marker` (xterm.js's DOM renderer writes the rows it paints).
+    const measuring = page.evaluate(measureSaveToRender, body.marker);
+    await sleep(50);
+    await page.keyboard.press("Control+s");
+    return { ms: await measuring };
+  }
   return { error: `unknown request ${kind}` };
+}
+
+function measureSaveToRender(marker) {
+  return new Promise((resolve, reject) => {
+    let pressed = null;
+    const shown = () => [...document.querySelectorAll(".xterm-rows")].some((rows) => rows.textContent.includes(marker));
+    const onKey = (e) => {
+      if (pressed === null && e.ctrlKey && e.key.toLowerCase() === "s") {
+        pressed = e.timeStamp;
+      }
+    };
+    const finish = (error) => {
+      observer.disconnect();
+      window.removeEventListener("keydown", onKey, true);
+      clearTimeout(timer);
+      return error ? reject(error) : resolve(performance.now() - pressed);
+    };
+    const observer = new MutationObserver(() => pressed !== null && shown() && finish());
+    window.addEventListener("keydown", onKey, true);
+    observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+    const timer = setTimeout(() => finish(new Error(`${marker} not rendered within 30 s of the save`)), 30000);
+  });
+}
+
+/** For each of `texts`, the colour xterm.js gives the first character of the line holding it. */
+function terminalColours(texts) {
+  const el = [...document.querySelectorAll(".terminal-wrapper")].find((e) => e.xterm && e.offsetParent !== null);
+  if (!el) {
+    return [];
+  }
+  const buffer = el.xterm.buffer.active;
+  const found = [];
+  for (const text of texts) {
+    for (let i = buffer.length - 1; i >= 0; i--) {
+      const line = buffer.getLine(i);
+      const at = line.translateToString(true).indexOf(text);
+      if (at >= 0) {
+        const cell = line.getCell(at);
+        found.push({ text, fg: cell.getFgColor(), fgMode: cell.getFgColorMode(), isDefault: cell.isFgDefault() });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** The screen point at the middle of `text` in the terminal's rendered rows (DOM renderer). */
+function terminalTextBox(text) {
+  const rows = [...document.querySelectorAll(".xterm-rows")].filter((e) => e.offsetParent !== null);
+  for (const row of rows.flatMap((r) => [...r.children])) {
+    const at = row.textContent.replace(/\u00a0/g, " ").indexOf(text);
+    if (at < 0) {
+      continue;
+    }
+    // A range over the characters themselves: the row's spans split it by style.
+    const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+    const range = document.createRange();
+    let offset = 0;
+    let started = false;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const end = offset + node.textContent.length;
+      if (!started && at < end) {
+        range.setStart(node, at - offset);
+        started = true;
+      }
+      if (started && at + text.length <= end) {
+        range.setEnd(node, at + text.length - offset);
+        const box = range.getBoundingClientRect();
+        return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+      }
+      offset = end;
+    }
+  }
+  return null;
 }
 
 async function answerRequests(page, world, artifacts) {
@@ -430,6 +556,7 @@ function collectLogs(world, artifacts) {
   copy(path.join(world.workspace, ".hotswap"), "workspace-hotswap"); // daemon.log & co
   copy(path.join(world.control, "progress.log"), "progress.log");
   copy(path.join(world.control, "results.json"), "results.json");
+  copy(path.join(world.control, "bench.json"), "bench.json");
   const key = path.join(artifacts, "workspace-hotswap/connection.json");
   if (fs.existsSync(key)) {
     fs.rmSync(key); // holds the daemon's signing key

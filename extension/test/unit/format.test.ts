@@ -25,8 +25,18 @@ test("stream bytes become terminal text: newlines as CRLF, characters split acro
   const text = new TerminalText();
   const euro = Buffer.from("€\n", "utf8");
   assert.equal(text.write("stdout", euro.subarray(0, 1)), "");
-  assert.equal(text.write("stderr", Buffer.from("err\r\n")), "err\r\n");
+  assert.equal(plain(text.write("stderr", Buffer.from("err\r\n"))), "err\r\n");
   assert.equal(text.write("stdout", euro.subarray(1)), "€\r\n");
+  assert.equal(text.flush(), "");
+});
+
+test("stderr is red, line by line, and stdout keeps the terminal's colour", () => {
+  const text = new TerminalText();
+  assert.equal(text.write("stderr", Buffer.from("one\ntwo\n")), "\x1b[31mone\x1b[39m\r\n\x1b[31mtwo\x1b[39m\r\n");
+  assert.equal(text.write("stdout", Buffer.from("out\n")), "out\r\n");
+  // An escape sequence of the script split across two chunks is kept whole, inside the red.
+  assert.equal(text.write("stderr", Buffer.from("a\x1b[1")), "\x1b[31ma\x1b[39m");
+  assert.equal(text.write("stderr", Buffer.from(";32mgreen\n")), "\x1b[31m\x1b[1;32mgreen\x1b[39m\r\n");
   assert.equal(text.flush(), "");
 });
 
