@@ -55,10 +55,15 @@ function makeWorld(opts) {
     extensions: path.join(base, "extensions"),
     workspace: path.join(base, "ws"),
     control: path.join(base, "control"),
+    bin: path.join(base, "bin"),
   };
-  for (const dir of [world.userData, world.extensions, world.control]) {
+  for (const dir of [world.userData, world.extensions, world.control, world.bin]) {
     fs.mkdirSync(dir, { recursive: true });
   }
+  // python3 on the window's PATH: this repo's .venv, noting each call (a test checks who ran it).
+  const python3 = path.join(world.bin, "python3");
+  const calls = path.join(world.bin, "python3-calls.log");
+  fs.writeFileSync(python3, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${path.join(REPO, ".venv/bin/python")}' "$@"\n`, { mode: 0o755 });
   const skip = new Set([".cache", ".hotswap", "__pycache__", ".vscode"]);
   fs.cpSync(opts.sample, world.workspace, { recursive: true, filter: (src) => !skip.has(path.basename(src)) });
   writeWorkspaceSettings(world.workspace);
@@ -146,7 +151,9 @@ function startCodeServer(world, port, opts) {
   ];
   const env = {
     ...process.env,
-    PATH: `${path.join(NODE_HOME, "bin")}:${process.env.PATH}`,
+    // world.bin's python3 is this repo's .venv: what a user's PATH gives when hotswap.python is
+    // not set and there is no Python extension.
+    PATH: `${world.bin}:${path.join(NODE_HOME, "bin")}:${process.env.PATH}`,
     HOTSWAP_E2E_CONTROL: world.control,
     HOTSWAP_E2E_EXTENSION_ID: extensionId(opts.ext),
     HF_HUB_OFFLINE: "1",

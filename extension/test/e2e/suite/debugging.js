@@ -39,11 +39,13 @@ async function f5StopsInModule(h, relative, shot) {
   const ended = sessionsEnded();
   await press("F5");
   // Without launch.json VS Code may ask which debugger: the user picks ours.
-  const picked = await Promise.race([
-    stopped.then(() => false),
-    ui.see(PICK, "Hot Swap", 20000).then(() => ui.click(PICK, "Hot Swap").then(() => true), () => false),
-  ]);
-  log(`F5: ${picked ? "picked Hot Swap as the debugger" : "no debugger to pick"}`);
+  if ((await Promise.race([stopped.then(() => "stopped"), h.sleep(5000)])) !== "stopped") {
+    const offered = (await ui.texts(PICK)).some((t) => t.includes("Hot Swap"));
+    log(`F5: ${offered ? "picking Hot Swap as the debugger" : "no debugger to pick"}`);
+    if (offered) {
+      await ui.click(PICK, "Hot Swap");
+    }
+  }
   const stop = await within(stopped, 120000, "F5 to stop at the breakpoint in mathlib.py");
   log(`F5 stopped at ${stop.file}:${stop.line}`);
   await screenshot(shot);
@@ -74,21 +76,39 @@ async function f5WithoutLaunchJson(h) {
 
 const state = { breakpoint: null };
 
-/** Debug: Open launch.json with none: VS Code writes the extension's initial configuration. */
-async function launchJsonFromInitialConfiguration(h) {
-  const { ui, waitFor, screenshot, log } = h;
+/**
+ * Debug: Add Configuration... with no launch.json: VS Code writes the extension's initial
+ * configuration and offers its snippet, which the user picks; F5 then runs from launch.json.
+ */
+async function launchJsonFromTheSnippet(h) {
+  const { ui, press, waitFor, screenshot, log } = h;
   assert.ok(!fs.existsSync(LAUNCH_JSON()), "no launch.json yet");
-  await ui.palette("Debug: Open launch.json");
-  await ui.see(PICK, "Hot Swap", 20000).then(() => ui.click(PICK, "Hot Swap"), () => log("no debugger to pick"));
-  const text = await waitFor("launch.json to be written", () => fs.existsSync(LAUNCH_JSON()) && fs.readFileSync(LAUNCH_JSON(), "utf8"), 20000);
-  log(`launch.json:\n${text}`);
-  await screenshot("launch-json-created");
-  const config = await waitFor("the configuration to be read", () => launchConfigurations()[0], 15000);
-  assert.strictEqual(config.type, "hotswap");
-  assert.strictEqual(config.request, "launch");
-  assert.strictEqual(config.program, "${file}");
+  await openInEditor("usesmath.py");
+  await ui.palette("Debug: Add Configuration...");
+  await h.sleep(1500);
+  if ((await ui.texts(PICK)).some((t) => t.includes("Hot Swap"))) {
+    await ui.click(PICK, "Hot Swap"); // VS Code asked which debugger
+  }
+  await waitFor("launch.json to be written", () => fs.existsSync(LAUNCH_JSON()), 20000);
+  const initial = await waitFor("the initial configuration", () => launchConfigurations().length > 0 && launchConfigurations(), 15000);
+  assert.strictEqual(initial.length, 1, `one initial configuration, not ${JSON.stringify(initial)}`);
+  await ui.click(".monaco-button", "^Add Configuration\\.\\.\\.$"); // the button over launch.json
+  await ui.see(".suggest-widget .monaco-list-row", "Hot Swap: Debug on Warm GPU", 20000);
+  await screenshot("launch-json-snippet-offered");
+  await ui.click(".suggest-widget .monaco-list-row", "Hot Swap: Debug on Warm GPU");
+  await focusEditor();
+  await press("Control+S");
+  const configs = await waitFor("the snippet's configuration in launch.json", () => {
+    const all = launchConfigurations();
+    return all.length === 2 ? all : null;
+  }, 15000);
+  log(`launch.json:\n${fs.readFileSync(LAUNCH_JSON(), "utf8")}`);
+  await screenshot("launch-json-from-snippet");
+  for (const config of configs) {
+    assert.deepStrictEqual([config.type, config.request, config.program], ["hotswap", "launch", "${file}"]);
+  }
   try {
-    await f5StopsInModule(h, "usesmath.py", "f5-with-created-launch-json-stopped-in-module");
+    await f5StopsInModule(h, "usesmath.py", "f5-with-launch-json-stopped-in-module");
   } finally {
     if (vscode.debug.activeDebugSession) {
       await vscode.debug.stopDebugging();
@@ -96,24 +116,27 @@ async function launchJsonFromInitialConfiguration(h) {
   }
 }
 
-/** A debug start that cannot succeed is told to the user, and no session is left behind. */
+/** A debug start the daemon refuses (its cwd does not exist) is told, and no session starts. */
 async function failedDebugStartReported(h) {
   const { press, waitFor, screenshot, log, ui } = h;
-  const launch = JSON.parse(fs.readFileSync(LAUNCH_JSON(), "utf8").replace(/^\s*\/\/.*$/gm, ""));
-  launch.configurations[0].program = "${workspaceFolder}/missing.py";
+  const cwd = "${workspaceFolder}/no-such-folder";
+  const launch = { version: "0.2.0", configurations: [{ ...launchConfigurations()[0], cwd }] };
   fs.writeFileSync(LAUNCH_JSON(), JSON.stringify(launch, null, 2));
-  await waitFor("VS Code to read the edited launch.json", () => (launchConfigurations()[0] || {}).program === "${workspaceFolder}/missing.py", 15000);
+  await waitFor("VS Code to read the edited launch.json", () => (launchConfigurations()[0] || {}).cwd === cwd, 15000);
   await openInEditor("usesmath.py");
   await focusEditor();
+  const seen = await runIds();
   await press("F5");
-  const shown = await notification(ui, "Hot Swap: .*missing\\.py", 60000);
+  const shown = await notification(ui, "Hot Swap: .*no-such-folder does not exist", 60000);
   log(`reported: ${shown}`);
   await screenshot("failed-debug-start-reported");
+  assert.match(shown, /run from a folder that exists/, "the daemon's hint is passed on");
   await waitFor("no debug session", () => !vscode.debug.activeDebugSession, 15000);
+  assert.deepStrictEqual([...(await runIds())].filter((id) => !seen.has(id)), [], "nothing ran");
   await vscode.commands.executeCommand("notifications.clearAll");
   if (state.breakpoint) {
     vscode.debug.removeBreakpoints([state.breakpoint]);
   }
 }
 
-module.exports = { f5WithoutLaunchJson, launchJsonFromInitialConfiguration, failedDebugStartReported };
+module.exports = { f5WithoutLaunchJson, launchJsonFromTheSnippet, failedDebugStartReported };

@@ -10,6 +10,7 @@ const vscode = require("vscode");
 const { runTests } = require("./runner");
 const ui = require("./ui");
 const debugging = require("./debugging");
+const remote = require("./remote");
 const {
   workspaceDir, status, lastRun, warmObject, runIds, waitForNewRun, openInEditor, lineOf, assertLines, after, STEPS,
   nextStop, sessionsEnded,
@@ -252,8 +253,8 @@ exports.run = () =>
     { name: "cancel stops a long run with 130", timeout: 180000, fn: cancelLongRun },
     { name: "a failed run shows in the Problems panel", timeout: 180000, fn: failedRunInProblems },
     { name: "F5 without launch.json stops at an F9 breakpoint in a workspace module", timeout: 180000, fn: debugging.f5WithoutLaunchJson },
-    { name: "Debug: Open launch.json writes the Hot Swap configuration, and F5 uses it", timeout: 180000, fn: debugging.launchJsonFromInitialConfiguration },
-    { name: "a debug start that fails is reported", timeout: 120000, fn: debugging.failedDebugStartReported },
+    { name: "Debug: Add Configuration... offers the Hot Swap snippet, and F5 uses launch.json", timeout: 180000, fn: debugging.launchJsonFromTheSnippet },
+    { name: "a debug start the daemon refuses is reported", timeout: 120000, fn: debugging.failedDebugStartReported },
     { name: "Save All during a run: one rerun, of the newest state", timeout: 240000, fn: ui.saveDuringRunRunsNewestState },
     { name: "the status bar menu turns rerun on save off and on", timeout: 180000, fn: ui.statusBarTogglesRunOnSave },
     { name: "an editor's unsaved text is not run, and the terminal says so", timeout: 120000, fn: ui.unsavedTextIsNotRun },
@@ -267,4 +268,7 @@ exports.run = () =>
     { name: "Show Warm Objects, pick the model, release it", timeout: 120000, fn: ui.releaseAWarmObject },
     { name: "a dead worker is explained, with the backend's log a click away", timeout: 180000, fn: ui.deadWorkerExplained },
     { name: "Restart Backend from the palette", timeout: 120000, fn: ui.restartBackend },
+    { name: "hotswap.backend: a daemon of another protocol version is explained", timeout: 120000, fn: remote.otherProtocolVersionExplained },
+    { name: "hotswap.backend: a run in serve --mirror; its traceback opens the editor's file", timeout: 180000, fn: remote.mirrorRunTracebackOpensEditorsFile },
+    { name: "no hotswap.python, no Python extension: the backend runs on python3 from PATH", timeout: 180000, fn: remote.python3WhenNoInterpreterIsSet },
   ]);
