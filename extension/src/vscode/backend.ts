@@ -77,7 +77,9 @@ export class Backend implements vscode.Disposable {
     await this.connecting?.catch(() => undefined);
     const settings = readSettings(this.folder.uri);
     const root = realpathSync(this.folder.uri.fsPath);
-    const info = settings.backend ? undefined : (this.connection?.transport.connection ?? liveConnection(root));
+    // Only this folder's own daemon is ours to stop: not one hotswap.backend pointed at before.
+    const own = this.connection?.remote ? undefined : this.connection?.transport.connection;
+    const info = settings.backend ? undefined : (own ?? liveConnection(root));
     this.close("the backend is restarting");
     if (info !== undefined) {
       await this.stopDaemon(info);

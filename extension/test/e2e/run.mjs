@@ -60,7 +60,8 @@ function makeWorld(opts) {
   for (const dir of [world.userData, world.extensions, world.control, world.bin]) {
     fs.mkdirSync(dir, { recursive: true });
   }
-  // python3 on the window's PATH: this repo's .venv, noting each call (a test checks who ran it).
+  // A python3 for the PATH of a user with no interpreter set: this repo's .venv, noting each
+  // call (suite/remote.js puts it on the extension host's PATH and checks who ran it).
   const python3 = path.join(world.bin, "python3");
   const calls = path.join(world.bin, "python3-calls.log");
   fs.writeFileSync(python3, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${path.join(REPO, ".venv/bin/python")}' "$@"\n`, { mode: 0o755 });
@@ -151,9 +152,7 @@ function startCodeServer(world, port, opts) {
   ];
   const env = {
     ...process.env,
-    // world.bin's python3 is this repo's .venv: what a user's PATH gives when hotswap.python is
-    // not set and there is no Python extension.
-    PATH: `${world.bin}:${path.join(NODE_HOME, "bin")}:${process.env.PATH}`,
+    PATH: `${path.join(NODE_HOME, "bin")}:${process.env.PATH}`,
     HOTSWAP_E2E_CONTROL: world.control,
     HOTSWAP_E2E_EXTENSION_ID: extensionId(opts.ext),
     HF_HUB_OFFLINE: "1",
@@ -294,8 +293,9 @@ async function answer(page, kind, body, artifacts) {
 
 /** What a user does with the mouse and the keyboard, and what they see (see suite/runner.js). */
 async function ui(page, kind, body) {
+  // The first visible match: the workbench keeps hidden copies of many widgets.
   const target = () => {
-    const all = page.locator(body.selector);
+    const all = page.locator(body.selector).filter({ visible: true });
     return (body.text ? all.filter({ hasText: new RegExp(body.text) }) : all).first();
   };
   if (kind === "type") {
@@ -303,7 +303,12 @@ async function ui(page, kind, body) {
     return {};
   }
   if (kind === "click") {
-    await target().click({ timeout: body.timeout ?? 15000, modifiers: body.modifiers });
+    if (body.dispatch) {
+      // A widget drawn over the editor that playwright sees as covered: the click event itself.
+      await target().dispatchEvent("click", {}, { timeout: body.timeout ?? 15000 });
+    } else {
+      await target().click({ timeout: body.timeout ?? 15000, modifiers: body.modifiers });
+    }
     return {};
   }
   if (kind === "see") {
@@ -320,7 +325,13 @@ async function ui(page, kind, body) {
     return { lines: await page.evaluate(terminalColours, body.texts) };
   }
   if (kind === "clickTerminalText") {
-    const where = await page.evaluate(terminalTextBox, body.text);
+    let where = null;
+    for (let tries = 0; !where && tries < 20; tries++) {
+      // the buffer may hold the text a frame before the rows show it
+      await page.evaluate(scrollTerminalsToBottom);
+      where = await page.evaluate(terminalTextBox, body.text);
+      await sleep(where ? 0 : 250);
+    }
     if (!where) {
       return { error: `${body.text} is not on the terminal's screen` };
     }

@@ -92,7 +92,7 @@ async function launchJsonFromTheSnippet(h) {
   await waitFor("launch.json to be written", () => fs.existsSync(LAUNCH_JSON()), 20000);
   const initial = await waitFor("the initial configuration", () => launchConfigurations().length > 0 && launchConfigurations(), 15000);
   assert.strictEqual(initial.length, 1, `one initial configuration, not ${JSON.stringify(initial)}`);
-  await ui.click(".monaco-button", "^Add Configuration\\.\\.\\.$"); // the button over launch.json
+  await ui.palette("Debug: Add Configuration..."); // again, now with launch.json open: the snippets
   await ui.see(".suggest-widget .monaco-list-row", "Hot Swap: Debug on Warm GPU", 20000);
   await screenshot("launch-json-snippet-offered");
   await ui.click(".suggest-widget .monaco-list-row", "Hot Swap: Debug on Warm GPU");

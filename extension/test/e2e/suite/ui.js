@@ -58,8 +58,8 @@ function runningNow(waitFor, entry) {
 
 /** While the first run of a script loads, the status bar says so and a notification tells why. */
 async function firstLoadIsShown({ ui, screenshot }) {
-  const bar = await ui.see(STATUS, "Hot Swap: (loading|running)", 30000);
   const toast = await notification(ui, "first run of train\\.py", 60000);
+  const bar = await ui.see(STATUS, "Hot Swap: (loading|running)", 30000);
   assert.match(toast, /what it keeps warm is reused by the next runs/);
   await screenshot("first-load-notification");
   return bar;
@@ -303,8 +303,8 @@ async function deadWorkerExplained(h) {
   const { run } = await runFromPalette(h);
   assert.strictEqual(run.exit_code, 137, "killed by SIGKILL, as python would report it");
   await waitForTerminal(/about to die[^]*137/, 30000);
-  const toast = await notification(ui, "the worker stopped");
-  assert.match(toast, /was restarted/);
+  const toast = await notification(ui, "the worker was restarted");
+  assert.match(toast, /died from SIGKILL/, "the notification says why");
   await screenshot("dead-worker-explained");
   await ui.click(`${NOTIFICATION} .monaco-button`, "Show Backend Log");
   await waitFor("daemon.log opened from the notification", () => {
