@@ -261,7 +261,8 @@ async function releaseAWarmObject({ ui, waitFor, screenshot }) {
   await screenshot("release-asks");
   await ui.click(`${NOTIFICATION} .monaco-button`, `Release ${key}`);
   await notification(ui, `released ${key}`);
-  assert.ok(!warmObject(await status(), WARM_KEY), "the daemon holds it no more");
+  // The worker drops it and then reports what it holds: status follows a moment later.
+  await waitFor("the daemon to hold it no more", async () => !warmObject(await status(), WARM_KEY), 15000, 300);
   await waitFor("the status bar to show nothing warm", async () => !(await ui.statusBar()).includes("warm"), 15000, 300);
   await vscode.commands.executeCommand("notifications.clearAll");
   await screenshot("warm-object-released");
