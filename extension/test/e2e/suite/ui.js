@@ -28,10 +28,24 @@ async function setText(doc, text) {
   assert.ok(await vscode.workspace.applyEdit(edit), `edited ${doc.fileName}`);
 }
 
-/** Open the notification center (the bell) and wait for a notification matching `text`. */
+/**
+ * Wait for a notification matching `text` in the notification center (the bell), opened again
+ * while waiting: the workbench hides it whenever it runs empty.
+ */
 async function notification(ui, text, timeout = 30000) {
-  await vscode.commands.executeCommand("notifications.showList");
-  return ui.see(NOTIFICATION, text, timeout);
+  const pattern = new RegExp(text);
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    await vscode.commands.executeCommand("notifications.showList");
+    const found = (await ui.texts(NOTIFICATION)).find((t) => pattern.test(t));
+    if (found) {
+      return found;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`no notification matching ${pattern} within ${timeout / 1000} s`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 }
 
 /** Keys go to the active editor, not to the terminal or a view that had the focus. */
