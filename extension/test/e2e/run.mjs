@@ -30,11 +30,12 @@ function parseArgs(argv) {
     sample: path.join(REPO, "samples/tiny_gpt"),
     artifacts: path.join(HERE, "artifacts"),
     timeout: 600,
+    driver: "",
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "");
     if (!(key in opts) || argv[i + 1] === undefined) {
-      throw new Error(`usage: run.mjs [--ext DIR] [--tests FILE] [--sample DIR] [--artifacts DIR] [--timeout S]`);
+      throw new Error(`usage: run.mjs [--ext DIR] [--tests FILE | --driver FILE] [--sample DIR] [--artifacts DIR] [--timeout S]`);
     }
     opts[key] = key === "timeout" ? Number(argv[i + 1]) : path.resolve(argv[i + 1]);
   }
@@ -186,9 +187,11 @@ async function waitForHttp(url, timeoutMs) {
 
 function workbenchUrl(port, world, opts) {
   const remote = (p) => `vscode-remote://127.0.0.1:${port}${p}`;
+  // A driver works the page from here: no tests in the extension host, so VS Code shows modal
+  // dialogs (it refuses them while extension tests run).
   const payload = [
     ["extensionDevelopmentPath", remote(opts.ext)],
-    ["extensionTestsPath", remote(opts.tests)],
+    ...(opts.driver ? [] : [["extensionTestsPath", remote(opts.tests)]]),
   ];
   const query = new URLSearchParams({ folder: world.workspace, payload: JSON.stringify(payload) });
   return `http://127.0.0.1:${port}/?${query}`;
@@ -629,6 +632,8 @@ async function main() {
   let ok = false;
   try {
     state.world = makeWorld(opts);
+    const driver = opts.driver ? await import(opts.driver) : null;
+    await driver?.prepare({ world: state.world, repo: REPO, say });
     say(`workspace ${state.world.workspace}`);
     const port = await freePort();
     state.codeServer = startCodeServer(state.world, port, opts);
@@ -639,7 +644,10 @@ async function main() {
     await page.goto(workbenchUrl(port, state.world, opts));
     say("workbench opened; waiting for the suite");
     try {
-      ok = report(await watch(page, state.world, opts.artifacts, opts.timeout, state.codeServer, exited));
+      const results = driver
+        ? await driver.run({ page, world: state.world, say, sleep, artifacts: opts.artifacts, shoot, terminalText: () => page.evaluate(visibleTerminalText) })
+        : await watch(page, state.world, opts.artifacts, opts.timeout, state.codeServer, exited);
+      ok = report(results);
     } finally {
       await shoot(page, path.join(opts.artifacts, "final.png"));
     }
