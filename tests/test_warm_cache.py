@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import hotswap
@@ -265,7 +268,20 @@ def test_fingerprint_of_bound_methods_and_classes() -> None:
             return Thing(self.n)
 
     assert factory_fingerprint(Builder(1).build) == factory_fingerprint(Builder(2).build)
-    assert factory_fingerprint(Thing) == factory_fingerprint(Thing)
+
+
+def test_a_class_defined_again_from_the_same_code_keeps_its_fingerprint() -> None:
+    # Every run executes the script again: its classes are new objects made from the same code.
+    source = "class Model:\n    def __init__(self):\n        self.size = 1\n"
+    first: dict[str, Any] = {"__name__": "model"}
+    second: dict[str, Any] = {"__name__": "model"}
+    edited: dict[str, Any] = {"__name__": "model"}
+    exec(compile(source, "model.py", "exec"), first)
+    exec(compile(source, "model.py", "exec"), second)
+    exec(compile(source.replace("= 1", "= 2"), "model.py", "exec"), edited)
+    assert first["Model"] is not second["Model"]
+    assert factory_fingerprint(first["Model"]) == factory_fingerprint(second["Model"])
+    assert factory_fingerprint(first["Model"]) != factory_fingerprint(edited["Model"])
 
 
 def test_classes_and_builtins_as_factories_are_told_apart() -> None:
@@ -287,9 +303,51 @@ def test_classes_and_builtins_as_factories_are_told_apart() -> None:
     assert isinstance(cache.get_or_build("k", dict), dict)
 
 
-def test_fingerprint_is_a_short_stable_hex_string() -> None:
-    fp = factory_fingerprint(lambda: Thing())
-    assert len(fp) == 16 and int(fp, 16) >= 0
+FACTORIES = """
+import functools
+
+
+def build(size=3, name="m"):
+    return [size, name]
+
+
+class Model:
+    def __init__(self):
+        self.size = {"a": 1, "b": 2}
+
+
+factories = [build, lambda: build(4), functools.partial(build, 5, name="n"), Model]
+factories.append(lambda: {"k", "v"})
+"""
+
+PRINT_FINGERPRINTS = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import warm_factories as m; "
+    "from hotswap.warm import factory_fingerprint as fp; "
+    "print(' '.join(fp(f) for f in m.factories))"
+)
+
+
+def fingerprints_in_a_new_process(folder: Path, hash_seed: str) -> list[str]:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(
+        [sys.executable, "-c", PRINT_FINGERPRINTS, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_fingerprints_are_16_hex_digits_and_the_same_in_every_process(tmp_path: Path) -> None:
+    # A worker restarted (or another one) must see the same factories as unchanged: no rebuild.
+    (tmp_path / "warm_factories.py").write_text(FACTORIES)
+    first = fingerprints_in_a_new_process(tmp_path, "1")
+    second = fingerprints_in_a_new_process(tmp_path, "2")
+    assert first == second
+    assert len(first) == 5 and len(set(first)) == 5, "each factory has its own"
+    assert all(re.fullmatch("[0-9a-f]{16}", fp) for fp in first), first
 
 
 # -- describe ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ const YELLOW = "\x1b[33m";
 const CYAN = "\x1b[36m";
 const MAGENTA = "\x1b[35m";
 const RESET = "\x1b[0m";
+const DEFAULT_FOREGROUND = "\x1b[39m";
 
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined) {
@@ -145,13 +146,16 @@ function quoteArg(arg: string): string {
 
 /**
  * A run's stdout and stderr as terminal text: UTF-8 decoded across chunk boundaries (a
- * character may be split between two stream events) and "\n" turned into "\r\n". On rank
+ * character may be split between two stream events), "\n" turned into "\r\n", and stderr in
+ * red so it stands apart from stdout (the script's own colours inside it still show). On rank
  * workers, as torchrun --tee and `hotswap run` show them: rank 0 as it comes, every other
  * rank's lines prefixed `[rankK]: ` and held until their newline, so a prefix starts a line.
  */
 export class TerminalText {
   private readonly decoders = new Map<string, TextDecoder>();
   private readonly partial = new Map<string, string>();
+  /** By stream and rank: the start of an escape sequence a chunk of stderr ended in. */
+  private readonly partialEscape = new Map<string, string>();
 
   /** `showRank`: the only rank shown (-1 or undefined: every rank). */
   constructor(private readonly showRank = -1) {}
@@ -167,7 +171,7 @@ export class TerminalText {
       this.decoders.set(key, decoder);
     }
     const text = decoder.decode(data, { stream: true });
-    return toTerminal(rank ? this.prefixed(key, rank, text) : text);
+    return this.styled(key, rank ? this.prefixed(key, rank, text) : text);
   }
 
   private prefixed(key: string, rank: number, text: string): string {
@@ -183,11 +187,24 @@ export class TerminalText {
 
   /** What is left in the decoders (and ranks' unfinished lines) at the end of a run. */
   flush(): string {
-    const rest = [...this.decoders.values()].map((d) => d.decode()).join("");
-    const lines = [...this.partial].map(([key, line]) => rankLine(Number(key.split(":")[1]), line) + "\n");
+    const rest = [...this.decoders.entries()].map(([key, d]) => this.styled(key, d.decode(), true)).join("");
+    const lines = [...this.partial].map(([key, line]) => this.styled(key, rankLine(Number(key.split(":")[1]), line) + "\n", true));
     this.decoders.clear();
     this.partial.clear();
-    return toTerminal(rest + lines.join(""));
+    return rest + lines.join("");
+  }
+
+  /** `key`: stream:rank. stderr in red, line by line. */
+  private styled(key: string, text: string, last = false): string {
+    if (!key.startsWith("stderr:")) {
+      return toTerminal(text);
+    }
+    let whole = (this.partialEscape.get(key) ?? "") + text;
+    // Colouring inside a split escape sequence would break it: keep its start for the next chunk.
+    const partial = last ? null : /\x1b(\[[0-9;?]*)?$/.exec(whole);
+    this.partialEscape.set(key, partial ? partial[0] : "");
+    whole = partial ? whole.slice(0, partial.index) : whole;
+    return toTerminal(whole).replace(/[^\r\n]+/g, (line) => RED + line + DEFAULT_FOREGROUND);
   }
 }
 

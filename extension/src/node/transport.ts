@@ -184,7 +184,14 @@ export class Transport {
    * fails now, with the reason, instead of at its timeout.
    */
   private rejectParent(frames: Buffer[], err: ProtocolError): void {
-    const parent = peek(frames)?.parent;
+    const msg = peek(frames);
+    if (msg?.type === "error" && msg.parent === null) {
+      // The daemon could not read our request at all (another major version refuses the
+      // envelope) and said so before knowing its id: every pending request gets the reason.
+      this.rejectAll(err);
+      return;
+    }
+    const parent = msg?.parent;
     const pending = typeof parent === "string" ? this.pending.get(parent) : undefined;
     if (pending !== undefined && typeof parent === "string") {
       clearTimeout(pending.timer);
@@ -193,8 +200,8 @@ export class Transport {
     }
   }
 
-  private rejectAll(msg: Message | DaemonError): void {
-    const error = msg instanceof DaemonError ? msg : errorOf(msg);
+  private rejectAll(msg: Message | DaemonError | ProtocolError): void {
+    const error = msg instanceof DaemonError || msg instanceof ProtocolError ? msg : errorOf(msg);
     this.log.warn(`hotswap connection: the daemon refused a request: ${error.message}`);
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);

@@ -72,9 +72,14 @@ export class Backend implements vscode.Disposable {
 
   /** Stop the daemon (its warm objects go) and start a fresh one. */
   async restart(): Promise<Connection> {
+    // An attempt still in flight was made with the settings of its time (hotswap.backend may
+    // have changed since): let it end, so the restart connects afresh.
+    await this.connecting?.catch(() => undefined);
     const settings = readSettings(this.folder.uri);
     const root = realpathSync(this.folder.uri.fsPath);
-    const info = settings.backend ? undefined : (this.connection?.transport.connection ?? liveConnection(root));
+    // Only this folder's own daemon is ours to stop: not one hotswap.backend pointed at before.
+    const own = this.connection?.remote ? undefined : this.connection?.transport.connection;
+    const info = settings.backend ? undefined : (own ?? liveConnection(root));
     this.close("the backend is restarting");
     if (info !== undefined) {
       await this.stopDaemon(info);

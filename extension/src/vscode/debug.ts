@@ -28,10 +28,10 @@ export class HotSwapDebugging
     private readonly runs: RunController,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    const { Initial, Dynamic } = vscode.DebugConfigurationProviderTriggerKind;
+    // The first launch.json comes from package.json's initialConfigurations: a provider of the
+    // Initial kind as well wrote the same configuration twice (seen in the e2e).
     this.subscriptions.push(
-      vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, this, Initial),
-      vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, this, Dynamic),
+      vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, this, vscode.DebugConfigurationProviderTriggerKind.Dynamic),
       vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, this),
       vscode.debug.onDidStartDebugSession((s) => this.sessionStarted(s)),
       vscode.debug.onDidTerminateDebugSession((s) => this.sessionEnded(s)),

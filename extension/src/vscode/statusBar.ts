@@ -106,7 +106,7 @@ export class StatusBar implements vscode.Disposable {
     const lost = body.warm_lost.length ? `; warm objects lost: ${body.warm_lost.join(", ")}. The next run loads them again` : "";
     log.warn(`worker ${body.worker} restarted (pid ${body.pid}): ${body.reason}${lost}`);
     void vscode.window
-      .showWarningMessage(`Hot Swap: the worker stopped (${body.reason}) and was restarted${lost}.`, SHOW_LOG.title)
+      .showWarningMessage(`Hot Swap: the worker was restarted: ${body.reason}${lost}.`, SHOW_LOG.title)
       .then((picked) => picked && vscode.commands.executeCommand(SHOW_LOG.command));
   }
 

@@ -30,11 +30,12 @@ function parseArgs(argv) {
     sample: path.join(REPO, "samples/tiny_gpt"),
     artifacts: path.join(HERE, "artifacts"),
     timeout: 600,
+    driver: "",
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "");
     if (!(key in opts) || argv[i + 1] === undefined) {
-      throw new Error(`usage: run.mjs [--ext DIR] [--tests FILE] [--sample DIR] [--artifacts DIR] [--timeout S]`);
+      throw new Error(`usage: run.mjs [--ext DIR] [--tests FILE | --driver FILE] [--sample DIR] [--artifacts DIR] [--timeout S]`);
     }
     opts[key] = key === "timeout" ? Number(argv[i + 1]) : path.resolve(argv[i + 1]);
   }
@@ -55,10 +56,16 @@ function makeWorld(opts) {
     extensions: path.join(base, "extensions"),
     workspace: path.join(base, "ws"),
     control: path.join(base, "control"),
+    bin: path.join(base, "bin"),
   };
-  for (const dir of [world.userData, world.extensions, world.control]) {
+  for (const dir of [world.userData, world.extensions, world.control, world.bin]) {
     fs.mkdirSync(dir, { recursive: true });
   }
+  // A python3 for the PATH of a user with no interpreter set: this repo's .venv, noting each
+  // call (suite/remote.js puts it on the extension host's PATH and checks who ran it).
+  const python3 = path.join(world.bin, "python3");
+  const calls = path.join(world.bin, "python3-calls.log");
+  fs.writeFileSync(python3, `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${path.join(REPO, ".venv/bin/python")}' "$@"\n`, { mode: 0o755 });
   const skip = new Set([".cache", ".hotswap", "__pycache__", ".vscode"]);
   fs.cpSync(opts.sample, world.workspace, { recursive: true, filter: (src) => !skip.has(path.basename(src)) });
   writeWorkspaceSettings(world.workspace);
@@ -180,9 +187,11 @@ async function waitForHttp(url, timeoutMs) {
 
 function workbenchUrl(port, world, opts) {
   const remote = (p) => `vscode-remote://127.0.0.1:${port}${p}`;
+  // A driver works the page from here: no tests in the extension host, so VS Code shows modal
+  // dialogs (it refuses them while extension tests run).
   const payload = [
     ["extensionDevelopmentPath", remote(opts.ext)],
-    ["extensionTestsPath", remote(opts.tests)],
+    ...(opts.driver ? [] : [["extensionTestsPath", remote(opts.tests)]]),
   ];
   const query = new URLSearchParams({ folder: world.workspace, payload: JSON.stringify(payload) });
   return `http://127.0.0.1:${port}/?${query}`;
@@ -288,6 +297,70 @@ async function answer(page, kind, body, artifacts) {
   if (kind === "webviewAction") {
     return (await webviewAction(page, body)) ? {} : { error: `no ${body.selector} in any webview` };
   }
+  return ui(page, kind, body);
+}
+
+/** What a user does with the mouse and the keyboard, and what they see (see suite/runner.js). */
+async function ui(page, kind, body) {
+  // The first visible match: the workbench keeps hidden copies of many widgets.
+  const target = () => {
+    const all = page.locator(body.selector).filter({ visible: true });
+    return (body.text ? all.filter({ hasText: new RegExp(body.text) }) : all).first();
+  };
+  if (kind === "type") {
+    await page.keyboard.type(body.text, { delay: 20 });
+    return {};
+  }
+  if (kind === "click") {
+    if (body.dispatch) {
+      // A widget drawn over the editor that playwright sees as covered: the click event itself.
+      await target().dispatchEvent("click", {}, { timeout: body.timeout ?? 15000 });
+    } else {
+      await target().click({ timeout: body.timeout ?? 15000, modifiers: body.modifiers });
+    }
+    return {};
+  }
+  if (kind === "see") {
+    // Wait until an element matching selector (and text) is visible; its text as the user sees it.
+    const found = target();
+    await found.waitFor({ state: "visible", timeout: body.timeout ?? 15000 });
+    return { text: await found.innerText() };
+  }
+  if (kind === "texts") {
+    const texts = await page.locator(body.selector).evaluateAll((els) => els.filter((el) => el.offsetParent !== null).map((el) => el.innerText));
+    return { texts };
+  }
+  if (kind === "terminalColours") {
+    return { lines: await page.evaluate(terminalColours, body.texts) };
+  }
+  if (kind === "clickTerminalText") {
+    let where = null;
+    for (let tries = 0; !where && tries < 20; tries++) {
+      // the buffer may hold the text a frame before the rows show it
+      await page.evaluate(scrollTerminalsToBottom);
+      where = await page.evaluate(terminalTextBox, body.text);
+      await sleep(where ? 0 : 250);
+    }
+    if (!where) {
+      return { error: `${body.text} is not on the terminal's screen` };
+    }
+    // A link in VS Code's terminal opens with Ctrl+click (its tooltip says so); hover first so
+    // the link is detected under the pointer.
+    await page.mouse.move(where.x, where.y);
+    await sleep(700);
+    await page.keyboard.down("Control");
+    await page.mouse.click(where.x, where.y);
+    await page.keyboard.up("Control");
+    return {};
+  }
+  if (kind === "saveToRender") {
+    // The user's Ctrl+S, timed in the page from the key event to the DOM rows of the terminal
+    // showing `marker` (xterm.js's DOM renderer writes the rows it paints).
+    const measuring = page.evaluate(measureSaveToRender, body.marker);
+    await sleep(50);
+    await page.keyboard.press("Control+s");
+    return { ms: await measuring };
+  }
   return { error: `unknown request ${kind}` };
 }
 
@@ -320,6 +393,80 @@ async function webviewElements(page, selector) {
     found.push(...items);
   }
   return found;
+}
+
+function measureSaveToRender(marker) {
+  return new Promise((resolve, reject) => {
+    let pressed = null;
+    const shown = () => [...document.querySelectorAll(".xterm-rows")].some((rows) => rows.textContent.includes(marker));
+    const onKey = (e) => {
+      if (pressed === null && e.ctrlKey && e.key.toLowerCase() === "s") {
+        pressed = e.timeStamp;
+      }
+    };
+    const finish = (error) => {
+      observer.disconnect();
+      window.removeEventListener("keydown", onKey, true);
+      clearTimeout(timer);
+      return error ? reject(error) : resolve(performance.now() - pressed);
+    };
+    const observer = new MutationObserver(() => pressed !== null && shown() && finish());
+    window.addEventListener("keydown", onKey, true);
+    observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+    const timer = setTimeout(() => finish(new Error(`${marker} not rendered within 30 s of the save`)), 30000);
+  });
+}
+
+/** For each of `texts`, the colour xterm.js gives the first character of the line holding it. */
+function terminalColours(texts) {
+  const el = [...document.querySelectorAll(".terminal-wrapper")].find((e) => e.xterm && e.offsetParent !== null);
+  if (!el) {
+    return [];
+  }
+  const buffer = el.xterm.buffer.active;
+  const found = [];
+  for (const text of texts) {
+    for (let i = buffer.length - 1; i >= 0; i--) {
+      const line = buffer.getLine(i);
+      const at = line.translateToString(true).indexOf(text);
+      if (at >= 0) {
+        const cell = line.getCell(at);
+        found.push({ text, fg: cell.getFgColor(), fgMode: cell.getFgColorMode(), isDefault: cell.isFgDefault() });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** The screen point at the middle of `text` in the terminal's rendered rows (DOM renderer). */
+function terminalTextBox(text) {
+  const rows = [...document.querySelectorAll(".xterm-rows")].filter((e) => e.offsetParent !== null);
+  for (const row of rows.flatMap((r) => [...r.children])) {
+    const at = row.textContent.replace(/\u00a0/g, " ").indexOf(text);
+    if (at < 0) {
+      continue;
+    }
+    // A range over the characters themselves: the row's spans split it by style.
+    const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+    const range = document.createRange();
+    let offset = 0;
+    let started = false;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const end = offset + node.textContent.length;
+      if (!started && at < end) {
+        range.setStart(node, at - offset);
+        started = true;
+      }
+      if (started && at + text.length <= end) {
+        range.setEnd(node, at + text.length - offset);
+        const box = range.getBoundingClientRect();
+        return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+      }
+      offset = end;
+    }
+  }
+  return null;
 }
 
 async function answerRequests(page, world, artifacts) {
@@ -467,6 +614,7 @@ function collectLogs(world, artifacts) {
   copy(path.join(world.workspace, ".hotswap"), "workspace-hotswap"); // daemon.log & co
   copy(path.join(world.control, "progress.log"), "progress.log");
   copy(path.join(world.control, "results.json"), "results.json");
+  copy(path.join(world.control, "bench.json"), "bench.json");
   const key = path.join(artifacts, "workspace-hotswap/connection.json");
   if (fs.existsSync(key)) {
     fs.rmSync(key); // holds the daemon's signing key
@@ -521,6 +669,8 @@ async function main() {
   let ok = false;
   try {
     state.world = makeWorld(opts);
+    const driver = opts.driver ? await import(opts.driver) : null;
+    await driver?.prepare({ world: state.world, repo: REPO, say });
     say(`workspace ${state.world.workspace}`);
     const port = await freePort();
     state.codeServer = startCodeServer(state.world, port, opts);
@@ -531,7 +681,10 @@ async function main() {
     await page.goto(workbenchUrl(port, state.world, opts));
     say("workbench opened; waiting for the suite");
     try {
-      ok = report(await watch(page, state.world, opts.artifacts, opts.timeout, state.codeServer, exited));
+      const results = driver
+        ? await driver.run({ page, world: state.world, say, sleep, artifacts: opts.artifacts, shoot, terminalText: () => page.evaluate(visibleTerminalText) })
+        : await watch(page, state.world, opts.artifacts, opts.timeout, state.codeServer, exited);
+      ok = report(results);
     } finally {
       await shoot(page, path.join(opts.artifacts, "final.png"));
     }

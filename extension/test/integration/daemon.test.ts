@@ -459,6 +459,34 @@ test("a reply of another release (a 1.0 hello_reply, no sync_policy) fails the r
   }
 });
 
+test("a daemon of the next major version refusing our hello (no parent id) fails it at once, by name", { timeout: 30_000 }, async () => {
+  // Stands in for a daemon of a later release: it cannot read our envelope, so it refuses it
+  // before knowing the request's id, in its own protocol version (backend/server.py does so).
+  const key = "k".repeat(32);
+  const router = new Router();
+  await router.bind("tcp://127.0.0.1:*");
+  const session = new Session(key);
+  const answer = (async () => {
+    const [identity] = await router.receive();
+    const body = { status: "error", ename: "version_mismatch", evalue: "protocol version mismatch: peer speaks 1.0, this side speaks 2.0" };
+    await router.send([identity, ...session.pack({ ...makeMessage("error", body, null), v: "2.0" })]);
+  })();
+  const transport = new Transport({ address: router.lastEndpoint as string, key, pid: 1, protocol_version: "2.0" });
+  try {
+    const started = Date.now();
+    await assert.rejects(transport.hello("hotswap-ext-tests", 8_000), (err) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.equal(err.ename, "version_mismatch");
+      return true;
+    });
+    assert.ok(Date.now() - started < 4_000, "failed at once, not at the request's timeout");
+    await answer;
+  } finally {
+    transport.close();
+    router.close();
+  }
+});
+
 test("a daemon that cannot start is reported with the tail of its log", { timeout: 60_000 }, async () => {
   const root = tempTree({ "pyproject.toml": "[tool.hotswap]\nno_such_setting = 1\n" });
   const child = startDaemon(PYTHON, root);

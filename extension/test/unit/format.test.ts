@@ -51,8 +51,18 @@ test("stream bytes become terminal text: newlines as CRLF, characters split acro
   const text = new TerminalText();
   const euro = Buffer.from("€\n", "utf8");
   assert.equal(text.write("stdout", euro.subarray(0, 1)), "");
-  assert.equal(text.write("stderr", Buffer.from("err\r\n")), "err\r\n");
+  assert.equal(plain(text.write("stderr", Buffer.from("err\r\n"))), "err\r\n");
   assert.equal(text.write("stdout", euro.subarray(1)), "€\r\n");
+  assert.equal(text.flush(), "");
+});
+
+test("stderr is red, line by line, and stdout keeps the terminal's colour", () => {
+  const text = new TerminalText();
+  assert.equal(text.write("stderr", Buffer.from("one\ntwo\n")), "\x1b[31mone\x1b[39m\r\n\x1b[31mtwo\x1b[39m\r\n");
+  assert.equal(text.write("stdout", Buffer.from("out\n")), "out\r\n");
+  // An escape sequence of the script split across two chunks is kept whole, inside the red.
+  assert.equal(text.write("stderr", Buffer.from("a\x1b[1")), "\x1b[31ma\x1b[39m");
+  assert.equal(text.write("stderr", Buffer.from(";32mgreen\n")), "\x1b[31m\x1b[1;32mgreen\x1b[39m\r\n");
   assert.equal(text.flush(), "");
 });
 
@@ -99,7 +109,8 @@ test("rank output: rank 0 as it comes, other ranks' lines prefixed at line start
   assert.equal(text.write("stdout", bytes("step 1"), 0), "step 1");
   assert.equal(text.write("stdout", bytes("lo"), 1), "");
   assert.equal(text.write("stdout", bytes("ss 2\nnext"), 1), "[rank1]: loss 2\r\n");
-  assert.equal(text.write("stderr", bytes("[rank2]: ValueError: x\n"), 2), "[rank2]: ValueError: x\r\n");
+  // stderr in red, as for a plain run; torch's own [rank2]: prefix is not doubled
+  assert.equal(text.write("stderr", bytes("[rank2]: ValueError: x\n"), 2), "\x1b[31m[rank2]: ValueError: x\x1b[39m\r\n");
   assert.equal(text.write("stdout", bytes(" done\n"), undefined), " done\r\n");
   assert.equal(text.flush(), "[rank1]: next\r\n");
 });

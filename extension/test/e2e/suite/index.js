@@ -6,109 +6,21 @@
 const assert = require("assert");
 const fs = require("fs");
 const path = require("path");
-const { execFile } = require("child_process");
 const vscode = require("vscode");
 const { runTests } = require("./runner");
 const { metricsChartGrowsAndOverlaysTheRerun } = require("./metrics");
+const ui = require("./ui");
+const debugging = require("./debugging");
+const remote = require("./remote");
+const {
+  workspaceDir, status, lastRun, warmObject, runIds, waitForNewRun, openInEditor, lineOf, assertLines, after, STEPS,
+  nextStop, sessionsEnded,
+} = require("./helpers");
 
 const EXTENSION_ID = process.env.HOTSWAP_E2E_EXTENSION_ID || "hotswap.hotswap";
 const WARM_KEY = "tiny_gpt/tiny";
 const EDITED_LINE = 'print(f"e2e edit: {args.steps} steps, final loss {final:.4f}")';
 const SLEEPY = 'import time\n\nprint("sleeping now", flush=True)\ntime.sleep(600)\nprint("woke up")\n';
-
-function workspaceDir() {
-  const folder = vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders[0];
-  assert.ok(folder, "a workspace folder is open");
-  return folder.uri.fsPath;
-}
-
-function python() {
-  return vscode.workspace.getConfiguration("hotswap").get("python") || "python3";
-}
-
-/** The daemon's account of itself: workers, warm objects, recent runs (null when not running). */
-function status() {
-  const args = ["-m", "hotswap", "status", "--json", "--workspace", workspaceDir()];
-  return new Promise((resolve) => {
-    execFile(python(), args, { timeout: 30000 }, (err, stdout) => {
-      try {
-        const parsed = JSON.parse(stdout);
-        resolve(parsed.running ? parsed : null);
-      } catch {
-        resolve(null);
-      }
-    });
-  });
-}
-
-function lastRun(st) {
-  return st && st.runs.length ? st.runs[st.runs.length - 1] : null;
-}
-
-function warmObject(st, key) {
-  for (const worker of (st && st.workers) || []) {
-    const warm = (worker.warm || []).find((w) => w.key === key);
-    if (warm) {
-      return { worker, warm };
-    }
-  }
-  return null;
-}
-
-/** The ids of the runs the daemon knows about now. */
-async function runIds() {
-  const st = await status();
-  return new Set(st ? st.runs.map((r) => r.run_id) : []);
-}
-
-/**
- * Wait until the daemon has run something not in `seen` and has nothing new still going;
- * return the status then and the newest of those runs.
- */
-async function waitForNewRun(waitFor, seen, timeoutMs = 120000) {
-  return waitFor("a new run to finish in hotswap status", async () => {
-    const st = await status();
-    const fresh = st ? st.runs.filter((r) => !seen.has(r.run_id)) : [];
-    if (fresh.length && fresh.every((r) => r.state === "finished")) {
-      return { st, run: fresh[fresh.length - 1] };
-    }
-    return null;
-  }, timeoutMs, 300);
-}
-
-async function openInEditor(relative) {
-  const doc = await vscode.workspace.openTextDocument(path.join(workspaceDir(), relative));
-  await vscode.window.showTextDocument(doc, { preview: false });
-  return doc;
-}
-
-function lineOf(doc, text) {
-  for (let i = 0; i < doc.lineCount; i++) {
-    if (doc.lineAt(i).text.includes(text)) {
-      return i;
-    }
-  }
-  throw new Error(`${text} not found in ${doc.fileName}`);
-}
-
-const STEPS = [1, 2, 3, 4, 5].map((i) => `step ${i}/5 loss `);
-
-/** `text` has a line starting with each of `starts`, in that order: no output went missing. */
-function assertLines(text, starts, what) {
-  const lines = text.split("\n").map((line) => line.trim());
-  let at = 0;
-  for (const start of starts) {
-    const found = lines.findIndex((line, i) => i >= at && line.startsWith(start));
-    assert.ok(found >= 0, `${what}: no line "${start}…" (in order) in the terminal:\n${text}`);
-    at = found + 1;
-  }
-}
-
-/** What the terminal shows after the last `marker` (the latest run's part), or "". */
-function after(text, marker) {
-  const at = text.lastIndexOf(marker);
-  return at < 0 ? "" : text.slice(at + marker.length);
-}
 
 // -- the scenarios ----------------------------------------------------------------------------
 
@@ -124,10 +36,14 @@ async function activates({ waitFor }) {
   }
 }
 
-async function runOnWarmGpu({ waitFor, waitForTerminal, screenshot, log }) {
+async function runOnWarmGpu(h) {
+  const { waitFor, waitForTerminal, screenshot, log } = h;
   const seen = await runIds();
   await openInEditor("train.py");
-  await vscode.commands.executeCommand("hotswap.run");
+  // Open where notifications show (the bell) first: the first-load one lasts only as long as the load.
+  await vscode.commands.executeCommand("notifications.showList");
+  await h.ui.palette("Hot Swap: Run on Warm GPU");
+  log(`status bar while loading: ${await ui.firstLoadIsShown(h)}`);
   const text = await waitForTerminal(/done: 5 steps, final loss/, 240000);
   assertLines(text, ["model: 124,672 parameters", ...STEPS, "done: 5 steps"], "the first run");
   const { st, run } = await waitForNewRun(waitFor, seen);
@@ -137,6 +53,7 @@ async function runOnWarmGpu({ waitFor, waitForTerminal, screenshot, log }) {
   const found = warmObject(st, WARM_KEY);
   assert.ok(found, `${WARM_KEY} is warm after the first run`);
   state.warm = { workerPid: found.worker.pid, build: found.warm.build_seconds, hits: found.warm.hits };
+  log(`status bar after the run: ${await ui.idleWithWarmModel(h)}`);
   await screenshot("first-run-output");
 }
 
@@ -165,36 +82,6 @@ async function editAndSaveReruns({ waitFor, waitForTerminal, screenshot, log }) 
   assert.ok(found.warm.hits > state.warm.hits, `the rerun took the warm model (hits ${found.warm.hits})`);
   state.warm.hits = found.warm.hits;
   await screenshot("rerun-after-save");
-}
-
-/** Resolve with the first stop's top frame (its file and line), via the active stack item. */
-function nextStop() {
-  return new Promise((resolve, reject) => {
-    const sub = vscode.debug.onDidChangeActiveStackItem(async (item) => {
-      if (!item || item.frameId === undefined) {
-        return;
-      }
-      sub.dispose();
-      try {
-        const trace = await item.session.customRequest("stackTrace", { threadId: item.threadId, levels: 1 });
-        const frame = trace.stackFrames[0];
-        resolve({ session: item.session, threadId: item.threadId, file: frame.source && frame.source.path, line: frame.line });
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
-}
-
-function sessionsEnded() {
-  return new Promise((resolve) => {
-    const sub = vscode.debug.onDidTerminateDebugSession(() => {
-      if (!vscode.debug.activeDebugSession) {
-        sub.dispose();
-        resolve();
-      }
-    });
-  });
 }
 
 async function debugStopsAtBreakpoint({ waitFor, within, screenshot, log }, round) {
@@ -266,7 +153,8 @@ async function f9BreakpointStopsDebugOnWarmGpu({ waitFor, within, screenshot, lo
   }
 }
 
-async function cancelLongRun({ waitFor, waitForTerminal, screenshot, log }) {
+async function cancelLongRun(h) {
+  const { waitFor, waitForTerminal, screenshot, log } = h;
   fs.writeFileSync(path.join(workspaceDir(), "sleepy.py"), SLEEPY);
   const seen = await runIds();
   await openInEditor("sleepy.py");
@@ -277,7 +165,7 @@ async function cancelLongRun({ waitFor, waitForTerminal, screenshot, log }) {
   }, 120000);
   await waitForTerminal(/sleeping now/, 30000); // printed (and flushed) as it starts
   await screenshot("long-run-running");
-  await vscode.commands.executeCommand("hotswap.cancel");
+  await ui.clickStopButton(h); // the editor title's stop button
   const { st, run } = await waitForNewRun(waitFor, seen, 60000);
   log(`cancelled run: ${JSON.stringify(run)}`);
   assert.ok(run.entry.endsWith("sleepy.py"));
@@ -319,6 +207,44 @@ async function failedRunInProblems({ waitFor, screenshot, log }) {
   await screenshot("failed-run-in-problems-panel");
 }
 
+// -- a window reload keeps the warm model ---------------------------------------------------
+
+const BEFORE_RELOAD = () => path.join(process.env.HOTSWAP_E2E_CONTROL, "before-reload.json");
+
+/** Developer: Reload Window from the palette; the suite goes on in the reloaded window. */
+async function reloadWindow({ ui: page, sleep }) {
+  const st = await status();
+  const found = warmObject(st, WARM_KEY);
+  assert.ok(found, `${WARM_KEY} is warm before the reload`);
+  const before = { daemon: st.daemon.pid, worker: found.worker.pid, build: found.warm.build_seconds, hits: found.warm.hits };
+  fs.writeFileSync(BEFORE_RELOAD(), JSON.stringify(before));
+  await page.palette("Developer: Reload Window");
+  await sleep(60000); // the window reloads under us; this host ends
+}
+
+/** The reloaded window reconnects to the same daemon: the model is warm, no factory call. */
+async function warmAfterReload(h) {
+  const { waitFor, waitForTerminal, screenshot, log } = h;
+  const before = JSON.parse(fs.readFileSync(BEFORE_RELOAD(), "utf8"));
+  const bar = await waitFor("the status bar to show the warm model, with no run yet", async () => {
+    const text = await h.ui.statusBar();
+    return /1 warm/.test(text) ? text : null;
+  }, 60000, 500);
+  log(`status bar after the reload: ${bar}`);
+  await screenshot("reloaded-window-reconnected");
+  await openInEditor("train.py");
+  const { st, run } = await ui.runFromPalette(h);
+  await waitForTerminal(/(done|e2e edit): 5 steps, final loss/, 60000); // the edit of the rerun test
+  assert.strictEqual(run.exit_code, 0);
+  assert.strictEqual(st.daemon.pid, before.daemon, "the same daemon");
+  const found = warmObject(st, WARM_KEY);
+  assert.ok(found, `${WARM_KEY} is still warm`);
+  assert.strictEqual(found.worker.pid, before.worker, "the same worker");
+  assert.strictEqual(found.warm.build_seconds, before.build, "the factory did not run again");
+  assert.ok(found.warm.hits > before.hits, "the run after the reload took the warm model");
+  await screenshot("run-after-reload");
+}
+
 exports.run = () =>
   runTests([
     { name: "extension activates", required: true, timeout: 60000, fn: activates },
@@ -330,4 +256,23 @@ exports.run = () =>
     { name: "cancel stops a long run with 130", timeout: 180000, fn: cancelLongRun },
     { name: "a failed run shows in the Problems panel", timeout: 180000, fn: failedRunInProblems },
     { name: "metrics chart grows and overlays the rerun", timeout: 300000, fn: metricsChartGrowsAndOverlaysTheRerun },
+    { name: "F5 without launch.json stops at an F9 breakpoint in a workspace module", timeout: 180000, fn: debugging.f5WithoutLaunchJson },
+    { name: "Debug: Add Configuration... offers the Hot Swap snippet, and F5 uses launch.json", timeout: 180000, fn: debugging.launchJsonFromTheSnippet },
+    { name: "a debug start the daemon refuses is reported", timeout: 120000, fn: debugging.failedDebugStartReported },
+    { name: "Save All during a run: one rerun, of the newest state", timeout: 240000, fn: ui.saveDuringRunRunsNewestState },
+    { name: "the status bar menu turns rerun on save off and on", timeout: 180000, fn: ui.statusBarTogglesRunOnSave },
+    { name: "an editor's unsaved text is not run, and the terminal says so", timeout: 120000, fn: ui.unsavedTextIsNotRun },
+    { name: "typing in the terminal reaches input()", timeout: 120000, fn: ui.typingReachesInput },
+    { name: "Ctrl+click on a traceback line opens the file at that line", timeout: 120000, fn: ui.tracebackLineOpensFile },
+    { name: "stderr shows in its own colour", timeout: 120000, fn: ui.stderrIsDistinct },
+    { name: "Show Warm Objects from the palette", timeout: 60000, fn: ui.showWarmObjects },
+    { name: "Show Backend Log from the palette", timeout: 60000, fn: ui.showBackendLog },
+    { name: "Developer: Reload Window", timeout: 120000, fn: reloadWindow, reloads: true },
+    { name: "the reloaded window reconnects: the model is still warm", timeout: 180000, fn: warmAfterReload },
+    { name: "Show Warm Objects, pick the model, release it", timeout: 120000, fn: ui.releaseAWarmObject },
+    { name: "a dead worker is explained, with the backend's log a click away", timeout: 180000, fn: ui.deadWorkerExplained },
+    { name: "Restart Backend from the palette", timeout: 120000, fn: ui.restartBackend },
+    { name: "hotswap.backend: a daemon of another protocol version is explained", timeout: 120000, fn: remote.otherProtocolVersionExplained },
+    { name: "hotswap.backend: a run in serve --mirror; its traceback opens the editor's file", timeout: 180000, fn: remote.mirrorRunTracebackOpensEditorsFile },
+    { name: "no hotswap.python, no Python extension: the backend runs on python3 from PATH", timeout: 180000, fn: remote.python3WhenNoInterpreterIsSet },
   ]);
