@@ -46,6 +46,14 @@ class SyncReport:
         )
 
 
+def left_by_run(grew: int | None) -> str:
+    """What the held figure gained over the run, which the
+    interpreter and its libraries (most of what is held) do not."""
+    if grew is None:
+        return ""
+    return f" ({'+' if grew >= 0 else '-'}{_size(abs(grew))} by this run)"
+
+
 def memory_line(memory: dict[str, Any]) -> str | None:
     """The footer's memory line: the run's peak, and what the worker holds after it beyond
     warm objects and their snapshots."""
@@ -54,6 +62,7 @@ def memory_line(memory: dict[str, Any]) -> str | None:
     line = (
         f"memory: peak {_size(memory['run_peak_rss'])} during the run, "
         f"{_size(memory['rss_beyond_warm'])} held after it beyond warm objects"
+        f"{left_by_run(memory.get('rss_left'))}"
     )
     if "run_peak_cuda_allocated" in memory:
         line += (

@@ -85,6 +85,7 @@ RECORDS: dict[str, dict[str, Field]] = {
         "cuda_reserved": _opt(int),
         "run_peak_rss": _opt(int),  # of the worker's last run
         "rss_beyond_warm": _opt(int),  # held after it beyond warm objects and snapshots
+        "rss_left": _opt(int),  # how much rss_beyond_warm grew over the run (<0: it shrank)
         "run_peak_cuda_allocated": _opt(int),
         "cuda_beyond_warm": _opt(int),
     },

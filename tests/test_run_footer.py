@@ -7,6 +7,7 @@ line and the largest survivors. ``hotswap run`` prints both only with --verbose 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ def test_the_footer_names_what_a_run_left_alive(workspace: Workspace, tmp_path: 
 
     cleared = workspace.run("-v", "leak.py", "clear", env=env)
     assert [line.split(":")[1] for line in cleared.stderr.splitlines()] == [" memory"]
+    # what the run changed, apart from the interpreter's and the libraries' own memory
+    given_back = re.search(r"\(-([\d.]+) MiB by this run\)$", cleared.stderr.strip())
+    assert given_back and float(given_back[1]) > 25, cleared.stderr
     failed = workspace.run("-v", "raises.py", env=env)
     assert failed.returncode == 1 and "ValueError: failed with 8000000" in failed.stderr
     assert "left alive" not in failed.stderr, "a traceback keeps no tensor of the run alive"

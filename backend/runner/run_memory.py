@@ -56,6 +56,7 @@ def after_run(warm: list[dict[str, Any]]) -> dict[str, int]:
         figures["run_peak_rss"] = status["VmHWM"]
     if "VmRSS" in status:
         figures["rss_beyond_warm"] = max(0, status["VmRSS"] - held)
+        figures["rss_left"] = figures["rss_beyond_warm"] - _start["rss_beyond_warm"]
     torch = _cuda()
     if torch is not None:
         on_gpu = sum(e["bytes"] for e in warm if str(e["device"]).startswith("cuda"))

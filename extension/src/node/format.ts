@@ -100,7 +100,9 @@ export function memoryLine(memory: Memory | undefined): string {
   if (memory?.run_peak_rss === undefined || memory.rss_beyond_warm === undefined) {
     return "";
   }
-  let line = `memory: peak ${formatBytes(memory.run_peak_rss)} · ${formatBytes(memory.rss_beyond_warm)} held beyond warm objects`;
+  // Most of what is held is the interpreter and its libraries: say what this run added.
+  const left = memory.rss_left === undefined ? "" : ` (${memory.rss_left < 0 ? "-" : "+"}${formatBytes(Math.abs(memory.rss_left))} by this run)`;
+  let line = `memory: peak ${formatBytes(memory.run_peak_rss)} · ${formatBytes(memory.rss_beyond_warm)} held beyond warm objects${left}`;
   if (memory.run_peak_cuda_allocated !== undefined) {
     line += ` · cuda peak ${formatBytes(memory.run_peak_cuda_allocated)}, ${formatBytes(memory.cuda_beyond_warm)} beyond warm, ${formatBytes(memory.cuda_reserved)} reserved`;
   }

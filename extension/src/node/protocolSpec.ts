@@ -332,6 +332,7 @@ export const RECORDS = {
     cuda_reserved: { types: ["int"], required: false, record: null, items: null },
     run_peak_rss: { types: ["int"], required: false, record: null, items: null },
     rss_beyond_warm: { types: ["int"], required: false, record: null, items: null },
+    rss_left: { types: ["int"], required: false, record: null, items: null },
     run_peak_cuda_allocated: { types: ["int"], required: false, record: null, items: null },
     cuda_beyond_warm: { types: ["int"], required: false, record: null, items: null },
   },

@@ -41,6 +41,8 @@ export interface Memory {
   /** Of the worker's last run: its peak, and what it left held beyond warm objects. */
   run_peak_rss?: number;
   rss_beyond_warm?: number;
+  /** How much rss_beyond_warm grew over the run (negative: it shrank). */
+  rss_left?: number;
   run_peak_cuda_allocated?: number;
   cuda_beyond_warm?: number;
 }

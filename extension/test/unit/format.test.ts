@@ -36,6 +36,10 @@ test("the footer's memory line: the run's peak, what it left held, and the large
       "left alive: torch.Tensor float32[8388608] cpu, 32.0 MiB, held by lib.CACHE['x']\r\n" +
       "left alive: torch.Tensor float32[8388608] cpu, 32.0 MiB\r\n\r\n",
   );
+  const grew = { ...memory, rss_left: 1.5 * 1024 ** 2 };
+  assert.match(plain(footer({ ...ok, memory: grew })), /· 300\.0 MiB held beyond warm objects \(\+1\.5 MiB by this run\)\r\n/);
+  const shrank = { ...memory, rss_left: -(30 * 1024 ** 2) };
+  assert.match(plain(footer({ ...ok, memory: shrank })), /\(-30\.0 MiB by this run\)\r\n/);
   const cuda = { ...memory, run_peak_cuda_allocated: 2 * 1024 ** 3, cuda_beyond_warm: 0, cuda_reserved: 1024 ** 3 };
   assert.match(plain(footer({ ...ok, memory: cuda })), /· cuda peak 2\.0 GiB, 0 B beyond warm, 1\.0 GiB reserved\r\n/);
 });
