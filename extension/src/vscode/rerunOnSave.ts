@@ -88,7 +88,7 @@ export class RerunOnSave implements vscode.Disposable {
     if (readSettings(folder.uri).runOnSave === "off" || this.runs.current?.launch.spec.debug) {
       return false; // a save while debugging must not kill the session being debugged
     }
-    return this.synced(folder, document);
+    return !editorConfiguration(folder, document) && this.synced(folder, document);
   }
 
   /** Whether the daemon's sync policy syncs `document` (every file until a daemon said it). */
@@ -105,4 +105,10 @@ export class RerunOnSave implements vscode.Disposable {
       return true;
     }
   }
+}
+
+/** `.vscode/` holds the editor's own files (settings.json, launch.json, tasks.json): saving
+ * them, as the Settings editor and the status bar's toggle do, is no edit of the program. */
+function editorConfiguration(folder: vscode.WorkspaceFolder, document: vscode.TextDocument): boolean {
+  return path.relative(folder.uri.fsPath, document.uri.fsPath).split(path.sep)[0] === ".vscode";
 }

@@ -158,6 +158,9 @@ async function statusBarTogglesRunOnSave(h) {
   await ui.click(STATUS, "Hot Swap");
   await ui.click(PICK, "Turn Rerun on Save On");
   await waitFor("the status bar to drop save: off", async () => !(await ui.statusBar()).includes("save: off"), 15000, 300);
+  await sleep(3000);
+  const afterToggle = [...(await runIds())].filter((id) => !seen.has(id));
+  assert.deepStrictEqual(afterToggle, [], "the toggle saved .vscode/settings.json, which reruns nothing");
   await setText(doc, 'WORD = "d"\n');
   await focusEditor();
   await press("Control+S");
