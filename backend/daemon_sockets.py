@@ -58,11 +58,23 @@ def default_binds(workspace: Path, log: Any) -> tuple[str, str]:
     return f"ipc://{folder}/{name}.sock", f"ipc://{folder}/{name}-workers.sock"
 
 
+# Messages a worker may have on their way into the daemon before it stops reading that worker's
+# connection: the rest wait in the worker (its sends never drop). A run that logs millions of
+# points in a tight loop bursts its batches out when the loop ends; without this bound the
+# daemon took in up to ZeroMQ's default 1,000 of them (~100 MB) at once.
+WORKER_RCVHWM = 32
+
+
 def bind_router(
-    ctx: zmq.Context[zmq.Socket[bytes]], bind: str, curve: dict[str, str] | None = None
+    ctx: zmq.Context[zmq.Socket[bytes]],
+    bind: str,
+    curve: dict[str, str] | None = None,
+    rcvhwm: int | None = None,
 ) -> tuple[zmq.Socket[bytes], str]:
     """A bound ROUTER socket and its endpoint; a CURVE server if given its key pair."""
     sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    if rcvhwm is not None:
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
     if curve is not None:
         from .curve import make_server
 
@@ -79,6 +91,11 @@ def bind_router(
     else:
         sock.bind(bind)
     return sock, str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
+def worker_router(ctx: zmq.Context[zmq.Socket[bytes]], bind: str) -> tuple[zmq.Socket[bytes], str]:
+    """The socket the daemon's workers connect to (their sends wait past WORKER_RCVHWM)."""
+    return bind_router(ctx, bind, rcvhwm=WORKER_RCVHWM)
 
 
 def client_router(

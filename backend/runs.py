@@ -352,13 +352,16 @@ class RunQueue:
         elif self.history is not None and msg_type == "run_finished":
             self.history.finished(run.run_id, body)
         msg = make_message(msg_type, body)
+        if msg_type == "metrics_update":
+            # Only to clients that draw them (the CLI and the language server do not): a run
+            # logging in a tight loop must not queue its points up for a reader that drops them.
+            for client in self.metrics_subscribers - ({run.client} if run.orphaned else set()):
+                self.send(client, msg)
+            return
         if not run.orphaned:
             self.send(run.client, msg)
         if msg_type in ("run_started", "run_finished"):
             for client in self.subscribers - {run.client}:
-                self.send(client, msg)
-        elif msg_type == "metrics_update":
-            for client in self.metrics_subscribers - {run.client}:
                 self.send(client, msg)
 
     def describe(self) -> list[dict[str, Any]]:

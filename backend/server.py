@@ -22,7 +22,7 @@ from . import __version__
 from .client_watch import ClientWatch, warm_probe
 from .daemon_info import hello_body, status_daemon
 from .daemon_log import LogRotation, RejectLog
-from .daemon_sockets import bind_router, client_router, default_binds
+from .daemon_sockets import client_router, default_binds, worker_router
 from .daemon_trace import install_trace
 from .orphans import end_orphans
 from .protocol import (
@@ -96,7 +96,7 @@ class Daemon:
             self.ctx, self.bind or client_bind, self.curve
         )
         self.watch = ClientWatch(self.client_socket, warm_probe(self.send, self.workers))
-        self.worker_socket, self.workers.spec.address = bind_router(self.ctx, worker_bind)
+        self.worker_socket, self.workers.spec.address = worker_router(self.ctx, worker_bind)
         self.workers.start()
         write_connection(self.workspace, self.address, self.key, self.started, extra)
         log.info("hotswap daemon %s serving %s on %s", __version__, self.workspace, self.address)

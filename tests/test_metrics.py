@@ -12,6 +12,7 @@ from conftest import Workspace, base_env
 from hotswap.client import DaemonClient
 from hotswap.metrics_store import SERIES_LIMIT
 from hotswap.protocol import PROTOCOL_VERSION
+from hotswap.sync_client import sync_then_run
 
 LOGGING = """\
 import json, sys, threading
@@ -253,6 +254,32 @@ def test_a_client_that_subscribes_to_metrics_gets_every_runs_live_updates(
     finally:
         watcher.close()
         bystander.close()
+
+
+def test_a_runs_own_client_gets_its_metrics_only_if_it_asked(workspace: Workspace) -> None:
+    """The CLI draws no charts: a run logging in a tight loop must not queue every point up
+    for it (the daemon's memory would hold them until it read them)."""
+    workspace.write("slow.py", SLOW)
+    assert workspace.run("-c", "pass").returncode == 0  # the daemon is up
+    seen: dict[bool, list[str]] = {}
+    for asked in (False, True):
+        client = DaemonClient(workspace.connection(), "runner")
+        try:
+            hello = {"protocol_version": PROTOCOL_VERSION, "client": "test"}
+            client.request("hello", {**hello, "subscribe_metrics": asked})
+            run = {"entry": "slow.py", "args": [], "cwd": str(workspace.root), "env": base_env()}
+            run_id = sync_then_run(client, workspace.root, run)["run_id"]
+            types: list[str] = []
+            while "run_finished" not in types:
+                msg = client.recv(timeout=60)
+                assert msg is not None, "the run never finished"
+                if msg["body"].get("run_id") == run_id:
+                    types.append(msg["type"])
+            seen[asked] = types
+        finally:
+            client.close()
+    assert "metrics_update" not in seen[False], seen[False]
+    assert "metrics_update" in seen[True], seen[True]
 
 
 def test_a_run_keeps_at_most_a_thousand_metric_names_and_says_so(workspace: Workspace) -> None:
