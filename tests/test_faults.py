@@ -1,6 +1,6 @@
 """Faults through the real CLI: a daemon killed with -9 (running or idle), a stopped daemon, a
-client killed during a run (in input() or not), workers a killed daemon left behind, a full
-disk under a mirror.
+client killed during a run (in input() or not) or during its sync, a worker killed during a run
+or a sync, workers a killed daemon left behind, a full disk under a mirror.
 
 After every fault the next run works and no process of the workspace is left but the daemon
 and its workers (a scan of /proc).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Follow, Workspace, following, wait_until
+from conftest import HOTSWAP, Follow, Workspace, base_env, following, wait_until
 from test_lifecycle import alive, worker_pid
 from test_sync_cli import Editor, MirrorDaemon, synced_files
 
@@ -289,5 +289,88 @@ def test_a_full_disk_during_a_mirror_write_changes_nothing_and_says_so(
         (editor.root / "data" / "b.bin").unlink()
         assert editor.run("main.py").stdout == "second\n"
         assert synced_files(small_disk) == synced_files(editor.root)
+    finally:
+        daemon.kill_all()
+
+
+def start_big_sync(daemon: MirrorDaemon, editor: Editor) -> tuple[dict[str, bytes], Follow]:
+    """A first run synced, then 40 MB more (chunks of 8 MB) for a second one, started in the
+    background once the mirror holds the first: (the mirror's files then, the second run)."""
+    editor.write("main.py", "print('first')\n")
+    assert editor.run("main.py").stdout == "first\n"
+    before = synced_files(daemon.mirror)
+    editor.write("main.py", "print('second')\n")
+    for i in range(5):
+        editor.write(f"data/{i}.bin", os.urandom(8 * 1024 * 1024))
+    argv = [HOTSWAP, "run", "--workspace", str(editor.root), "--backend", str(daemon.copy)]
+    proc = subprocess.Popen(
+        [*argv, "main.py"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+        cwd=editor.root,
+    )
+    return before, Follow(proc)
+
+
+def mirror_workers(daemon: MirrorDaemon) -> set[int]:
+    """The worker pids the daemon recorded in its .hotswap/workers.json."""
+    recorded = json.loads((daemon.mirror / ".hotswap" / "workers.json").read_text())
+    return {entry["pid"] for entry in recorded["workers"]}
+
+
+def wait_mid_sync(run: Follow) -> None:
+    """Until the CLI reports the first chunks acknowledged, with the last still to go."""
+    wait_until(
+        lambda: "hotswap: synced" in run.stderr or run.proc.poll() is not None,
+        "no sync progress was reported",
+        60,
+    )
+    assert run.proc.poll() is None and "(100%)" not in run.stderr, run.stderr
+
+
+def test_a_client_killed_mid_sync_leaves_the_mirror_as_it_was(tmp_path: Path) -> None:
+    daemon = MirrorDaemon(tmp_path / "gpu-box" / "mirror", tmp_path / "laptop" / "from-gpu-box")
+    daemon.mirror.mkdir(parents=True)
+    try:
+        daemon.start()
+        editor = Editor(tmp_path / "laptop" / "project", daemon)
+        before, run = start_big_sync(daemon, editor)
+        with following_proc(run.proc):
+            wait_mid_sync(run)
+            run.proc.kill()  # kill -9
+            run.proc.wait()
+        assert synced_files(daemon.mirror) == before, "a file of the cut sync was written"
+        assert not list(daemon.mirror.glob(".hotswap-*")), "a staged copy was left behind"
+        assert daemon.proc.poll() is None, daemon.log()
+        assert editor.run("main.py").stdout == "second\n"  # it syncs again, in full
+        assert synced_files(daemon.mirror) == synced_files(editor.root)
+        assert workspace_pids(daemon.mirror) <= {daemon.proc.pid, *mirror_workers(daemon)}
+    finally:
+        daemon.kill_all()
+
+
+def test_a_worker_killed_mid_sync_is_replaced_and_the_run_goes_on(tmp_path: Path) -> None:
+    daemon = MirrorDaemon(tmp_path / "gpu-box" / "mirror", tmp_path / "laptop" / "from-gpu-box")
+    daemon.mirror.mkdir(parents=True)
+    try:
+        daemon.start()
+        editor = Editor(tmp_path / "laptop" / "project", daemon)
+        _, run = start_big_sync(daemon, editor)
+        killed = mirror_workers(daemon)
+        assert killed
+        with following_proc(run.proc):
+            wait_mid_sync(run)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            assert run.finish() == 0, run.stderr + daemon.log()
+        assert run.stdout == "second\n"
+        assert synced_files(daemon.mirror) == synced_files(editor.root)
+        replacements = mirror_workers(daemon)
+        assert replacements and not replacements & killed
+        assert all(alive(pid) for pid in replacements)
+        assert not any(alive(pid) for pid in killed)
     finally:
         daemon.kill_all()

@@ -266,7 +266,8 @@ def test_a_runs_own_client_gets_its_metrics_only_if_it_asked(workspace: Workspac
         client = DaemonClient(workspace.connection(), "runner")
         try:
             hello = {"protocol_version": PROTOCOL_VERSION, "client": "test"}
-            client.request("hello", {**hello, "subscribe_metrics": asked})
+            # kept as the handshake: a second hello (sync_then_run's) would replace its options
+            client.daemon = client.request("hello", {**hello, "subscribe_metrics": asked})["body"]
             run = {"entry": "slow.py", "args": [], "cwd": str(workspace.root), "env": base_env()}
             run_id = sync_then_run(client, workspace.root, run)["run_id"]
             types: list[str] = []

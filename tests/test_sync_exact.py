@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import HOTSWAP, Workspace, base_env, wait_until
 from hotswap.paths import StreamMapper
-from test_sync_cli import Editor, MirrorDaemon
+from test_sync_cli import Editor, MirrorDaemon, daemon, editor  # the same fixtures
 
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[MirrorDaemon]:
-    mirror = tmp_path / "gpu-box" / "mirror"
-    mirror.mkdir(parents=True)
-    d = MirrorDaemon(mirror, tmp_path / "laptop" / "from-gpu-box")
-    try:
-        d.start()
-        yield d
-    finally:
-        d.kill_all()
-
-
-@pytest.fixture
-def editor(tmp_path: Path, daemon: MirrorDaemon) -> Editor:
-    return Editor(tmp_path / "laptop" / "project", daemon)
+__all__ = ["daemon", "editor"]
 
 
 def start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
