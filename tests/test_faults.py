@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 from conftest import HOTSWAP, Follow, Workspace, base_env, following, wait_until
 from test_lifecycle import alive, worker_pid
-from test_sync_cli import Editor, MirrorDaemon, synced_files
+from test_sync_cli import Editor, MirrorDaemon, daemon, editor, synced_files
+
+__all__ = ["daemon", "editor"]  # test_sync_cli's fixtures: a `serve --mirror` and an editor
 
 SLEEPER = """\
 print("sleeping", flush=True)
@@ -331,46 +333,36 @@ def wait_mid_sync(run: Follow) -> None:
     assert run.proc.poll() is None and "(100%)" not in run.stderr, run.stderr
 
 
-def test_a_client_killed_mid_sync_leaves_the_mirror_as_it_was(tmp_path: Path) -> None:
-    daemon = MirrorDaemon(tmp_path / "gpu-box" / "mirror", tmp_path / "laptop" / "from-gpu-box")
-    daemon.mirror.mkdir(parents=True)
-    try:
-        daemon.start()
-        editor = Editor(tmp_path / "laptop" / "project", daemon)
-        before, run = start_big_sync(daemon, editor)
-        with following_proc(run.proc):
-            wait_mid_sync(run)
-            run.proc.kill()  # kill -9
-            run.proc.wait()
-        assert synced_files(daemon.mirror) == before, "a file of the cut sync was written"
-        assert not list(daemon.mirror.glob(".hotswap-*")), "a staged copy was left behind"
-        assert daemon.proc.poll() is None, daemon.log()
-        assert editor.run("main.py").stdout == "second\n"  # it syncs again, in full
-        assert synced_files(daemon.mirror) == synced_files(editor.root)
-        assert workspace_pids(daemon.mirror) <= {daemon.proc.pid, *mirror_workers(daemon)}
-    finally:
-        daemon.kill_all()
+def test_a_client_killed_mid_sync_leaves_the_mirror_as_it_was(
+    daemon: MirrorDaemon, editor: Editor
+) -> None:
+    before, run = start_big_sync(daemon, editor)
+    with following_proc(run.proc):
+        wait_mid_sync(run)
+        run.proc.kill()  # kill -9
+        run.proc.wait()
+    assert synced_files(daemon.mirror) == before, "a file of the cut sync was written"
+    assert not list(daemon.mirror.glob(".hotswap-*")), "a staged copy was left behind"
+    assert daemon.proc.poll() is None, daemon.log()
+    assert editor.run("main.py").stdout == "second\n"  # it syncs again, in full
+    assert synced_files(daemon.mirror) == synced_files(editor.root)
+    assert workspace_pids(daemon.mirror) <= {daemon.proc.pid, *mirror_workers(daemon)}
 
 
-def test_a_worker_killed_mid_sync_is_replaced_and_the_run_goes_on(tmp_path: Path) -> None:
-    daemon = MirrorDaemon(tmp_path / "gpu-box" / "mirror", tmp_path / "laptop" / "from-gpu-box")
-    daemon.mirror.mkdir(parents=True)
-    try:
-        daemon.start()
-        editor = Editor(tmp_path / "laptop" / "project", daemon)
-        _, run = start_big_sync(daemon, editor)
-        killed = mirror_workers(daemon)
-        assert killed
-        with following_proc(run.proc):
-            wait_mid_sync(run)
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-            assert run.finish() == 0, run.stderr + daemon.log()
-        assert run.stdout == "second\n"
-        assert synced_files(daemon.mirror) == synced_files(editor.root)
-        replacements = mirror_workers(daemon)
-        assert replacements and not replacements & killed
-        assert all(alive(pid) for pid in replacements)
-        assert not any(alive(pid) for pid in killed)
-    finally:
-        daemon.kill_all()
+def test_a_worker_killed_mid_sync_is_replaced_and_the_run_goes_on(
+    daemon: MirrorDaemon, editor: Editor
+) -> None:
+    _, run = start_big_sync(daemon, editor)
+    killed = mirror_workers(daemon)
+    assert killed
+    with following_proc(run.proc):
+        wait_mid_sync(run)
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        assert run.finish() == 0, run.stderr + daemon.log()
+    assert run.stdout == "second\n"
+    assert synced_files(daemon.mirror) == synced_files(editor.root)
+    replacements = mirror_workers(daemon)
+    assert replacements and not replacements & killed
+    assert all(alive(pid) for pid in replacements)
+    assert not any(alive(pid) for pid in killed)
