@@ -123,12 +123,10 @@ class RunQueue:
                 if worker.index not in (skip or ()):
                     worker.send("interrupt", {"run_id": run.run_id})
 
-    def cancel_all(self, message: str, client: bytes | None = None) -> list[Run]:
-        """Cancel every active run (of ``client``, if given); return them."""
-        targets = [r for r in self.active() if client is None or r.client == client]
-        for run in targets:
+    def cancel_all(self, message: str) -> None:
+        """Cancel every active run (the daemon is stopping)."""
+        for run in self.active():
             self.cancel(run, "cancelled", message)
-        return targets
 
     def cancel_request(self, client: bytes, run_id: str | None) -> list[str]:
         """A ``cancel`` request: the run named, or every run of ``client``; the ids cancelled."""
