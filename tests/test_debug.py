@@ -263,15 +263,37 @@ print("after the breakpoint")
 """
 
 
+def warm_box(workspace: Workspace) -> tuple[Path, int, str, int]:
+    """box.py run once (its Box warm): the script, its breakpoint line, the Box's token and
+    the worker's pid."""
+    script = workspace.write("box.py", WARM_BOX)
+    first = workspace.run("box.py")
+    assert first.returncode == 0, first.stderr
+    return (
+        script,
+        line_of(script, "cancel breakpoint"),
+        first.stdout.split()[1],
+        worker(workspace)["pid"],
+    )
+
+
+def assert_still_debugs(
+    workspace: Workspace, script: Path, line: int, token: str, pid: int
+) -> None:
+    """The same worker, its warm Box unchanged, stops at the breakpoint and runs to the end."""
+    with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
+        thread, frames = stopped(dap)
+        assert where(frames[0]) == (str(script), line)
+        dap.continue_(thread)
+        assert run.finish() == 0, run.stderr
+    assert run.stdout == f"token {token}\nbefore the breakpoint\nafter the breakpoint\n"
+    assert worker(workspace)["pid"] == pid
+
+
 def test_cancel_while_stopped_at_a_breakpoint_interrupts_the_run_and_keeps_the_worker(
     workspace: Workspace,
 ) -> None:
-    script = workspace.write("box.py", WARM_BOX)
-    line = line_of(script, "cancel breakpoint")
-    first = workspace.run("box.py")
-    assert first.returncode == 0, first.stderr
-    token = first.stdout.split()[1]
-    pid = worker(workspace)["pid"]
+    script, line, token, pid = warm_box(workspace)
 
     with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
         _, frames = stopped(dap)
@@ -284,13 +306,7 @@ def test_cancel_while_stopped_at_a_breakpoint_interrupts_the_run_and_keeps_the_w
     assert "debugpy" not in run.stderr, "the debugger's frames are not the user's"
 
     assert worker(workspace)["pid"] == pid, "the worker survived the cancel"
-    with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
-        thread, frames = stopped(dap)  # and it still debugs
-        assert where(frames[0]) == (str(script), line)
-        dap.continue_(thread)
-        assert run.finish() == 0, run.stderr
-    assert run.stdout == f"token {token}\nbefore the breakpoint\nafter the breakpoint\n"
-    assert worker(workspace)["pid"] == pid
+    assert_still_debugs(workspace, script, line, token, pid)
 
 
 @pytest.mark.parametrize(
@@ -304,12 +320,7 @@ def test_a_debuggers_terminate_stops_the_run_and_keeps_the_worker_and_its_warm_o
     """nvim-dap's dap.terminate() (and what it sends when a new session replaces one still
     attached), VS Code's stop on a session it launched: debugpy would end the process, and
     with it the worker and every warm object. They stop the run, as a cancel does."""
-    script = workspace.write("box.py", WARM_BOX)
-    line = line_of(script, "cancel breakpoint")
-    first = workspace.run("box.py")
-    assert first.returncode == 0, first.stderr
-    token = first.stdout.split()[1]
-    pid = worker(workspace)["pid"]
+    script, line, token, pid = warm_box(workspace)
 
     command, arguments = request_
     with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
@@ -321,12 +332,7 @@ def test_a_debuggers_terminate_stops_the_run_and_keeps_the_worker_and_its_warm_o
     assert run.stderr.rstrip().endswith("KeyboardInterrupt"), run.stderr
 
     assert worker(workspace)["pid"] == pid, "the worker survived the debugger's terminate"
-    with debug_run(workspace, "box.py") as run, attached(run.address(), {script: [line]}) as dap:
-        thread, _ = stopped(dap)  # its listener still takes debuggers
-        dap.continue_(thread)
-        assert run.finish() == 0, run.stderr
-    assert run.stdout == f"token {token}\nbefore the breakpoint\nafter the breakpoint\n"
-    assert worker(workspace)["pid"] == pid
+    assert_still_debugs(workspace, script, line, token, pid)
 
 
 def test_cancel_while_waiting_for_a_debugger_ends_the_run(workspace: Workspace) -> None:
